@@ -1,0 +1,204 @@
+"""The composition root: builds the Application and runs the bot's parts side by side.
+
+Nothing is constructed at import time. ``KundenpulsBot`` owns the engine, the python-telegram-bot
+Application, the durable poller, the update worker, the outbox sender, the survey sweep and the HTTP API,
+and starts and stops them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from telegram import BotCommand
+from telegram.ext import AIORateLimiter, Application, ContextTypes, Defaults
+
+from bot import jobs
+from bot.http_api import build_http_app, start_http_server
+from bot.polling import DurablePoller
+from bot.sender import OutboxSender, assign_staff_chat
+from bot.settings import Settings
+from bot.update_worker import UpdateWorker
+from handlers import customer_commands, customer_survey, customers
+from handlers.context import BotApplication, BotContext
+from handlers.errors import record_error
+from handlers.services import Services
+from storage.db import create_db_engine
+from storage.migrate import upgrade_database
+from storage.models import TelegramUser, utcnow
+from surveys.loader import load_builtin_survey
+from surveys.texts import load_catalogue
+
+log = logging.getLogger(__name__)
+
+
+def build_application(settings: Settings, services: Services) -> BotApplication:
+    """Build the python-telegram-bot Application with every handler registered in one place."""
+    builder = (
+        Application.builder()
+        .token(settings.token)
+        .base_url(f"{settings.telegram_api_url}/bot")
+        .base_file_url(f"{settings.telegram_api_url}/file/bot")
+        .updater(None)  # our DurablePoller stores updates before confirming them
+        .context_types(ContextTypes(context=BotContext))
+        .defaults(Defaults(tzinfo=settings.timezone))
+        .connection_pool_size(16)
+    )
+    if settings.telegram_max_rate > 0:
+        limiter = AIORateLimiter(
+            overall_max_rate=settings.telegram_max_rate, overall_time_period=1, max_retries=0
+        )
+        builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]  # PTB types the limiter generically
+    application: BotApplication = builder.build()
+    application.bot_data["services"] = services
+    # Order matters: commands first, then survey answers, then the catch-alls that make sure every
+    # message and button press still gets an answer.
+    application.add_handlers(customer_commands.HANDLERS)
+    application.add_handlers(customer_survey.HANDLERS)
+    application.add_handlers(customer_survey.FALLBACK_HANDLERS)
+    application.add_error_handler(record_error)
+    return application
+
+
+def command_menu(services: Services, lang: str) -> list[BotCommand]:
+    """Return the command menu in one language, described by the catalogue."""
+    language = services.language(lang)
+    return [
+        BotCommand(name, services.text(language, f"commands_{name}")) for name in customer_commands.COMMANDS
+    ]
+
+
+class KundenpulsBot:
+    """A running bot: start it, let it run, stop it; everything important is in the database."""
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or create_db_engine(settings.database_url)
+        survey = load_builtin_survey("post_purchase")
+        self.services = Services(settings=settings, surveys={survey.id: survey}, catalogue=load_catalogue())
+        self.application = build_application(settings, self.services)
+        self.sender = OutboxSender(engine=self.engine, bot=self.application.bot)
+        self.worker = UpdateWorker(
+            engine=self.engine,
+            application=self.application,
+            on_messages_queued=self.sender.wake,
+            on_sweep_needed=self.request_sweep,
+            on_give_up=self._tell_update_failed,
+        )
+        self.poller = DurablePoller(engine=self.engine, bot=self.application.bot, on_stored=self.worker.wake)
+        self.ready = False
+        self.http_port: int | None = None
+        self._http_runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sweep_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Migrate the database, connect to Telegram and start every part."""
+        upgrade_database(self.engine)
+        http_app = build_http_app(
+            engine=self.engine,
+            settings=self.settings,
+            bot_username=lambda: self.services.bot_username,
+            is_ready=lambda: self.ready,
+            on_purchase_recorded=self.request_sweep,
+        )
+        self._http_runner, self.http_port = await start_http_server(
+            http_app, host=self.settings.http_host, port=self.settings.http_port
+        )
+        await self.application.initialize()
+        self.services.bot_username = self.application.bot.username
+        await self._set_commands()
+        assign_staff_chat(self.engine, self.settings.staff_chat_id, utcnow())
+        if self.settings.staff_chat_id is None:
+            log.warning("STAFF_CHAT_ID is not set: critic alerts are kept until it is")
+        await self.application.start()
+        job_queue = self.application.job_queue
+        if job_queue is None:  # pragma: no cover - the job-queue extra is a dependency
+            raise RuntimeError("python-telegram-bot was installed without its job-queue extra")
+        job_queue.run_repeating(
+            self._sweep_job,
+            interval=self.settings.sweep_interval,
+            first=0,
+            name="survey-sweep",
+            job_kwargs={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self._spawn(self.worker.run(), "update-worker")
+        self._spawn(self.sender.run(), "outbox-sender")
+        self._spawn(self.poller.run(), "poller")
+        self.ready = True
+        log.info("Kundenpuls is running as @%s", self.services.bot_username)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        task.add_done_callback(self._task_ended)
+        self._tasks.append(task)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("%s stopped", task.get_name(), exc_info=task.exception())
+            self.ready = False
+
+    async def _set_commands(self) -> None:
+        bot = self.application.bot
+        await bot.set_my_commands(command_menu(self.services, self.settings.default_language))
+        for lang in ("de", "en"):
+            await bot.set_my_commands(command_menu(self.services, lang), language_code=lang)
+
+    async def _sweep_job(self, _context: object) -> None:
+        await self.sweep()
+
+    async def sweep(self) -> int:
+        """Open due surveys now; return how many questions were queued."""
+        async with self._sweep_lock:
+            asked = jobs.start_due_surveys(self.engine, self.services, now=utcnow())
+        if asked:
+            self.sender.wake()
+        return asked
+
+    def request_sweep(self) -> None:
+        """Run the sweep soon, without waiting for SWEEP_INTERVAL (a new purchase, a customer who arrived)."""
+        job_queue = self.application.job_queue
+        if job_queue is not None and self.application.running:
+            job_queue.run_once(self._sweep_job, when=0, name="survey-sweep-now")
+
+    def _tell_update_failed(self, session: Session, update_id: int, chat_id: int) -> None:
+        user_row = session.get(TelegramUser, chat_id)
+        lang = (
+            customers.user_language(self.services, session, user_row)
+            if user_row
+            else self.services.language()
+        )
+        from handlers.context import UpdateWork
+
+        work = UpdateWork(session=session, now=utcnow(), update_id=update_id)
+        customers.queue_reply(
+            session,
+            work,
+            chat_id=chat_id,
+            text=self.services.text(lang, "error_generic"),
+            key_suffix=":failed",
+        )
+
+    async def stop(self) -> None:
+        """Stop every part; whatever was not finished stays in the database for the next start."""
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.worker.close()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+        if self._http_runner is not None:
+            await self._http_runner.cleanup()
+            self._http_runner = None
+        self.engine.dispose()

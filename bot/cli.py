@@ -1,0 +1,151 @@
+"""The ``kundenpuls`` command: run the bot, migrate the database, import purchases, check surveys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from bot.settings import Settings, SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("kundenpuls")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr; httpx would log every request URL, and those URLs contain the bot token."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "apscheduler", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kundenpuls", description="Kundenpuls: post-purchase surveys in Telegram."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="start the bot (long polling) and the purchase API")
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands.add_parser("upgrade", help="apply all database migrations")
+    importer = commands.add_parser("import", help="import purchases from a CSV file")
+    importer.add_argument("file", type=Path, help="CSV with a header row: order_id,customer_id,...")
+    surveys = commands.add_parser("surveys", help="survey definitions")
+    survey_commands = surveys.add_subparsers(dest="surveys_command", required=True, metavar="ACTION")
+    check = survey_commands.add_parser("check", help="validate a survey definition file")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    configure_logging()
+    console = Console(stderr=True)
+    if args.command == "surveys":
+        return _check_survey(args.file, console)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            _ = settings.token
+    except SettingsError as error:
+        print(f"kundenpuls: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "db":
+        return _db_upgrade(settings, console)
+    if args.command == "import":
+        return _import(settings, args.file, console)
+    return _run(settings)
+
+
+def _check_survey(path: Path, console: Console) -> int:
+    from surveys.loader import SurveyFileError, load_survey
+
+    try:
+        survey = load_survey(path)
+    except SurveyFileError as error:
+        console.print(str(error), markup=False, highlight=False)
+        return EXIT_FAILED
+    console.print(
+        f"{path}: OK — survey '{survey.id}' version {survey.version}, {len(survey.questions)} questions"
+    )
+    return EXIT_OK
+
+
+def _db_upgrade(settings: Settings, console: Console) -> int:
+    from storage.db import create_db_engine
+    from storage.migrate import current_revision, upgrade_database
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade_database(engine)
+        console.print(f"database is at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return EXIT_OK
+
+
+def _import(settings: Settings, path: Path, console: Console) -> int:
+    from bot.csv_import import CsvFileError, import_purchases, render_summary
+    from storage.db import create_db_engine
+    from storage.migrate import upgrade_database
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade_database(engine)
+        summary = import_purchases(path, engine=engine, settings=settings, console=console)
+    except CsvFileError as error:
+        console.print(f"kundenpuls import: {error}", markup=False, highlight=False)
+        return EXIT_FAILED
+    finally:
+        engine.dispose()
+    render_summary(summary, console)
+    return EXIT_OK if not summary.rejected else EXIT_FAILED
+
+
+def _run(settings: Settings) -> int:
+    from telegram.error import InvalidToken
+
+    try:
+        asyncio.run(_serve(settings))
+    except InvalidToken:
+        print(
+            "kundenpuls: Telegram rejected TELEGRAM_BOT_TOKEN. Check the token @BotFather gave you "
+            "(in .env or the environment).",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"kundenpuls: could not start: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def _serve(settings: Settings) -> None:
+    from bot.application import KundenpulsBot
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    bot = KundenpulsBot(settings)
+    try:
+        await bot.start()
+        if bot.http_port is not None:
+            log.info("purchase API on http://%s:%s/api/purchases", settings.http_host, bot.http_port)
+        await stop.wait()
+    finally:
+        await bot.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Settings from the environment or ``.env``; the names are a public contract (see .env.example)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.durations import parse_duration
+from surveys.languages import Language
+
+BOTFATHER_HINT = (
+    "TELEGRAM_BOT_TOKEN is not set. Create a bot with @BotFather in Telegram (send /newbot), "
+    "then put the token it gives you into .env as TELEGRAM_BOT_TOKEN=123456:ABC... "
+    "(or export it in the environment)."
+)
+
+
+class SettingsError(Exception):
+    """A setting cannot work as given; the message names the setting, the value and what is allowed."""
+
+
+class Settings(BaseSettings):
+    """Everything the bot can be configured with."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    database_url: str = "sqlite:///kundenpuls.db"
+    staff_chat_id: int | None = None
+    manager_chat_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    ingest_api_key: SecretStr | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    survey_delay: Annotated[timedelta, NoDecode] = timedelta(days=2)
+    sweep_interval: Annotated[timedelta, NoDecode] = timedelta(seconds=30)
+    timezone: Annotated[ZoneInfo, NoDecode] = ZoneInfo("Europe/Berlin")
+    default_language: Language = "de"
+    # Telegram allows about 30 messages per second overall; 0 turns the limiter off (a local test server).
+    telegram_max_rate: float = Field(default=30, ge=0, le=1000)
+
+    @field_validator("telegram_bot_token", "ingest_api_key", "staff_chat_id", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL such as https://api.telegram.org")
+        return value
+
+    @field_validator("manager_chat_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            try:
+                return tuple(int(part) for part in parts)
+            except ValueError:
+                raise ValueError("must be Telegram chat ids separated by commas, such as 1234,5678") from None
+        return value
+
+    @field_validator("survey_delay", "sweep_interval", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
+    @field_validator("sweep_interval")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _parse_zone(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return ZoneInfo(value.strip())
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("must be an IANA time zone such as Europe/Berlin") from None
+        return value
+
+    @field_validator("default_language", mode="before")
+    @classmethod
+    def _lower_language(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def token(self) -> str:
+        """Return the bot token, or raise SettingsError with how to get one."""
+        if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value().strip():
+            raise SettingsError(BOTFATHER_HINT)
+        return self.telegram_bot_token.get_secret_value().strip()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings, turning a validation error into one line per wrong setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper() if problem["loc"] else "setting"
+            value = problem.get("input")
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            if problem["type"] == "literal_error" and name == "DEFAULT_LANGUAGE":
+                message = "must be one of: de, en"
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            lines.append(f"{name}{shown}: {message}")
+        raise SettingsError("\n".join(lines)) from None

@@ -1,0 +1,146 @@
+"""Handles stored updates, each in its own unit of work, exactly once.
+
+An update's effects (answers, outbox rows) and its "done" mark are committed in one transaction. If a
+handler fails, the transaction is rolled back and the update is tried again later; after a few failures
+it is parked as failed and the customer is told that something went wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from telegram import Update
+
+from handlers.context import BotApplication, UpdateWork, begin_work, end_work
+from storage import inbox
+from storage.db import unit_of_work
+from storage.models import InboundUpdate, utcnow
+
+log = logging.getLogger(__name__)
+
+_BATCH = 100
+_LEASE = timedelta(minutes=2)
+_IDLE_POLL_SECONDS = 5.0
+
+
+class UpdateWorker:
+    """Drains the inbound update table through the Application's handlers."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        application: BotApplication,
+        on_messages_queued: Callable[[], None],
+        on_sweep_needed: Callable[[], None],
+        on_give_up: Callable[[Session, int, int], None],
+    ) -> None:
+        self._engine = engine
+        self._application = application
+        self._on_messages_queued = on_messages_queued
+        self._on_sweep_needed = on_sweep_needed
+        self._on_give_up = on_give_up
+        self._wake = asyncio.Event()
+        self._owner = secrets.token_hex(8)
+        self._background: set[asyncio.Task[object]] = set()
+        self.processed = 0
+
+    def wake(self) -> None:
+        """Tell the worker that new updates are stored."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Process updates until cancelled."""
+        while True:
+            handled = await self.drain()
+            if handled == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=_IDLE_POLL_SECONDS)
+                self._wake.clear()
+
+    async def drain(self) -> int:
+        """Process every update that is due now; return how many were handled."""
+        total = 0
+        while True:
+            self._wake.clear()
+            with unit_of_work(self._engine) as session:
+                batch = inbox.claim_pending(
+                    session, owner=self._owner, now=utcnow(), lease=_LEASE, limit=_BATCH
+                )
+            if not batch:
+                return total
+            for row in batch:
+                await self._handle(row)
+                total += 1
+
+    async def _handle(self, row: InboundUpdate) -> None:
+        now = utcnow()
+        try:
+            update = Update.de_json(row.payload, self._application.bot)
+        except Exception as error:  # malformed JSON from the network must not stop the worker
+            log.warning("update %s could not be parsed: %s", row.update_id, type(error).__name__)
+            with unit_of_work(self._engine) as session:
+                inbox.mark_unprocessable(session, row.update_id, now=now, error=f"unparseable: {error!r}")
+            return
+        work: UpdateWork | None = None
+        try:
+            with unit_of_work(self._engine) as session:
+                work = UpdateWork(session=session, now=now, update_id=row.update_id)
+                token = begin_work(work)
+                try:
+                    await self._application.process_update(update)
+                finally:
+                    end_work(token)
+                if work.error is not None:
+                    raise work.error
+                inbox.mark_done(session, row.update_id, now=now)
+        except Exception as error:
+            self._record_failure(row, error)
+            return
+        self.processed += 1
+        self._after_commit(work)
+
+    def _after_commit(self, work: UpdateWork) -> None:
+        for action in work.after_commit:
+            task: asyncio.Task[object] = asyncio.ensure_future(self._run_quietly(action))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        if work.queued_messages:
+            self._on_messages_queued()
+        if work.wake_sweep:
+            self._on_sweep_needed()
+
+    @staticmethod
+    async def _run_quietly(action: Callable[[], object]) -> object:
+        # Answering a callback query is a courtesy: a timeout or "query is too old" changes nothing stored.
+        try:
+            result = action()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                return await result
+            return result
+        except Exception as error:
+            log.info("after-commit action failed: %s", error)
+            return None
+
+    def _record_failure(self, row: InboundUpdate, error: BaseException) -> None:
+        log.error("handling update %s failed; it will be retried", row.update_id, exc_info=error)
+        with unit_of_work(self._engine) as session:
+            gave_up = inbox.mark_attempt_failed(session, row.update_id, now=utcnow(), error=repr(error))
+            chat_id = inbox.chat_of(row.payload) if gave_up else None
+            if chat_id is not None:
+                self._on_give_up(session, row.update_id, chat_id)
+        if gave_up:
+            log.error("update %s failed %s times and is parked as failed", row.update_id, inbox.MAX_ATTEMPTS)
+            self._on_messages_queued()
+
+    async def close(self) -> None:
+        """Wait for after-commit actions still running (callback answers)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

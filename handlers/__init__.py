@@ -1,0 +1,1 @@
+"""Kundenpuls handlers."""

@@ -1,0 +1,324 @@
+"""The survey conversation: starting a survey, recording an answer, asking what comes next.
+
+Every function here only changes rows in the session it is given (answers, deliveries, outbox). The
+caller's unit of work commits them together, so an answer, the alert it triggers and the next question
+are stored all at once or not at all.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from handlers import messages
+from handlers.services import Services
+from storage import outbox
+from storage.models import (
+    Answer,
+    Customer,
+    DeliveryStatus,
+    Purchase,
+    SurveyDelivery,
+    TelegramUser,
+)
+from storage.outbox import OutboundCall
+from surveys.definition import AnswerValue, Question, QuestionType, SurveyDefinition
+from surveys.flow import answer_label, next_question
+from surveys.languages import Language
+from surveys.nps import NpsCategory, classify
+
+KIND_QUESTION = "survey_question"
+KIND_ANSWERED = "survey_answered"
+KIND_THANKS = "survey_thanks"
+KIND_REPLY = "reply"
+KIND_STAFF_ALERT = "staff_alert"
+CUSTOMER_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS, KIND_REPLY)
+SURVEY_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS)
+
+
+class AnswerOutcome(enum.Enum):
+    """How an attempt to answer ended; handlers turn it into a short reply."""
+
+    RECORDED = "answer_recorded"
+    ALREADY_ANSWERED = "answer_already"
+    NOT_YOURS = "button_not_yours"
+    INVALID = "button_invalid"
+
+
+def customer_language(services: Services, customer: Customer, user: TelegramUser | None) -> Language:
+    """Pick the customer's language: their /language choice, Telegram's, the shop's, the default."""
+    if user is None:
+        return services.language(customer.language)
+    return services.language(user.chosen_language, user.language_code, customer.language)
+
+
+def question_key(delivery: SurveyDelivery, question_id: str) -> str:
+    """Return the outbox key of the current asking of a question."""
+    return f"ask:{delivery.id}:{question_id}:{delivery.ask_seq}"
+
+
+def ask_question(
+    session: Session,
+    services: Services,
+    *,
+    delivery: SurveyDelivery,
+    question: Question,
+    chat_id: int,
+    now: datetime,
+) -> None:
+    """Make ``question`` the open one and queue the message that asks it."""
+    survey = services.survey(delivery.survey_id)
+    lang = services.language(delivery.language)
+    delivery.current_question_id = question.id
+    delivery.ask_seq += 1
+    delivery.status = DeliveryStatus.ACTIVE.value
+    session.add(delivery)
+    payload = messages.question_message(
+        services, survey=survey, question=question, delivery_id=_id(delivery.id), chat_id=chat_id, lang=lang
+    )
+    outbox.enqueue(
+        session,
+        OutboundCall(
+            dedupe_key=question_key(delivery, question.id),
+            kind=KIND_QUESTION,
+            method="sendMessage",
+            chat_id=chat_id,
+            payload=payload,
+            delivery_id=delivery.id,
+        ),
+        now=now,
+    )
+
+
+def start_survey(
+    session: Session,
+    services: Services,
+    *,
+    delivery: SurveyDelivery,
+    customer: Customer,
+    user: TelegramUser,
+    now: datetime,
+) -> None:
+    """Open a due survey: fix its language and ask the first (or the still open) question."""
+    survey = services.survey(delivery.survey_id)
+    if delivery.language is None:
+        delivery.language = customer_language(services, customer, user)
+    if delivery.started_at is None:
+        delivery.started_at = now
+    answers = recorded_answers(session, delivery)
+    question = next_question(survey, answers)
+    if question is None:
+        _complete(session, services, delivery=delivery, chat_id=user.id, now=now)
+        return
+    ask_question(session, services, delivery=delivery, question=question, chat_id=user.id, now=now)
+
+
+def recorded_answers(session: Session, delivery: SurveyDelivery) -> dict[str, AnswerValue]:
+    """Return the answers of a delivery as the flow sees them (a skipped question maps to None)."""
+    rows = session.exec(select(Answer).where(Answer.delivery_id == delivery.id)).all()
+    return {row.question_id: _answer_value(row) for row in rows}
+
+
+def _answer_value(row: Answer) -> AnswerValue:
+    if row.skipped:
+        return None
+    if row.score is not None:
+        return row.score
+    if row.choice is not None:
+        return row.choice
+    return row.text
+
+
+def record_answer(
+    session: Session,
+    services: Services,
+    *,
+    delivery: SurveyDelivery,
+    question: Question,
+    value: AnswerValue,
+    chat_id: int,
+    answered_message_id: int | None,
+    now: datetime,
+) -> AnswerOutcome:
+    """Store an answer to the open question, tell staff about critics, and ask the next question.
+
+    The insert runs in a savepoint: if the same answer is already stored (a double tap that raced, a
+    second replica), the unique key rejects it and nothing else happens.
+    """
+    if delivery.status != DeliveryStatus.ACTIVE.value or delivery.current_question_id != question.id:
+        return (
+            AnswerOutcome.ALREADY_ANSWERED
+            if _has_answer(session, delivery, question.id)
+            else AnswerOutcome.INVALID
+        )
+    answer = Answer(
+        delivery_id=_id(delivery.id),
+        question_id=question.id,
+        question_type=question.type.value,
+        created_at=now,
+    )
+    if value is None:
+        answer.skipped = True
+    elif question.type in (QuestionType.NPS, QuestionType.RATING) and isinstance(value, int):
+        answer.score = value
+    elif question.type is QuestionType.CHOICE and isinstance(value, str):
+        answer.choice = value
+    else:
+        answer.text = str(value)
+    category: NpsCategory | None = None
+    if question.type is QuestionType.NPS and isinstance(value, int):
+        category = classify(value)
+        answer.nps_category = category.value
+        delivery.nps_score = value
+        delivery.nps_category = category.value
+    try:
+        with session.begin_nested():
+            session.add(answer)
+            session.flush()
+    except IntegrityError:
+        return AnswerOutcome.ALREADY_ANSWERED
+
+    survey = services.survey(delivery.survey_id)
+    lang = services.language(delivery.language)
+    if answered_message_id is not None:
+        outbox.enqueue(
+            session,
+            OutboundCall(
+                dedupe_key=f"answered:{delivery.id}:{question.id}",
+                kind=KIND_ANSWERED,
+                method="editMessageText",
+                chat_id=chat_id,
+                payload=messages.answered_question_edit(
+                    services,
+                    survey=survey,
+                    question=question,
+                    value=value,
+                    chat_id=chat_id,
+                    message_id=answered_message_id,
+                    lang=lang,
+                ),
+                delivery_id=delivery.id,
+            ),
+            now=now,
+        )
+    if delivery.nps_category == NpsCategory.CRITIC.value:
+        _queue_staff_alert(session, services, delivery=delivery, trigger=question, value=value, now=now)
+
+    answers = recorded_answers(session, delivery)
+    following = next_question(survey, answers)
+    if following is None:
+        _complete(session, services, delivery=delivery, chat_id=chat_id, now=now)
+    else:
+        ask_question(session, services, delivery=delivery, question=following, chat_id=chat_id, now=now)
+    return AnswerOutcome.RECORDED
+
+
+def _has_answer(session: Session, delivery: SurveyDelivery, question_id: str) -> bool:
+    return (
+        session.exec(
+            select(Answer.id)
+            .where(Answer.delivery_id == delivery.id)
+            .where(Answer.question_id == question_id)
+        ).first()
+        is not None
+    )
+
+
+def _complete(
+    session: Session, services: Services, *, delivery: SurveyDelivery, chat_id: int, now: datetime
+) -> None:
+    survey = services.survey(delivery.survey_id)
+    lang = services.language(delivery.language)
+    delivery.status = DeliveryStatus.COMPLETED.value
+    delivery.current_question_id = None
+    delivery.completed_at = now
+    session.add(delivery)
+    outbox.enqueue(
+        session,
+        OutboundCall(
+            dedupe_key=f"thanks:{delivery.id}",
+            kind=KIND_THANKS,
+            method="sendMessage",
+            chat_id=chat_id,
+            payload=messages.text_message(chat_id, _escape(survey.thanks.get(lang))),
+            delivery_id=delivery.id,
+        ),
+        now=now,
+    )
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=False)
+
+
+def _queue_staff_alert(
+    session: Session,
+    services: Services,
+    *,
+    delivery: SurveyDelivery,
+    trigger: Question,
+    value: AnswerValue,
+    now: datetime,
+) -> None:
+    """Queue the alert for a critic's score, and a follow-up for each later answer that adds detail."""
+    if trigger.type is not QuestionType.NPS and value is None:
+        return  # a skipped comment adds nothing staff need to hear about
+    survey = services.survey(delivery.survey_id)
+    staff_lang = services.settings.default_language
+    row = session.exec(
+        select(Customer, Purchase)
+        .join(Purchase, sa.and_(col(Purchase.id) == delivery.purchase_id))
+        .where(Customer.id == delivery.customer_id)
+    ).one()
+    customer, purchase = row
+    answers = recorded_answers(session, delivery)
+    reason = comment = None
+    for question in survey.questions:
+        if question.id == survey.first_question().id or question.id not in answers:
+            continue
+        label = answer_label(question, answers[question.id], staff_lang)
+        if label is None:
+            continue
+        if question.type is QuestionType.TEXT:
+            comment = label if comment is None else f"{comment}\n{label}"
+        else:
+            reason = label if reason is None else f"{reason}, {label}"
+    text = messages.staff_alert_text(
+        services,
+        customer_name=customer.name,
+        customer_id=customer.external_id,
+        order_id=purchase.order_id,
+        score=delivery.nps_score if delivery.nps_score is not None else -1,
+        reason=reason,
+        comment=comment,
+        follow_up=trigger.type is not QuestionType.NPS,
+    )
+    outbox.enqueue(
+        session,
+        OutboundCall(
+            dedupe_key=f"alert:{delivery.id}:{trigger.id}",
+            kind=KIND_STAFF_ALERT,
+            method="sendMessage",
+            chat_id=services.settings.staff_chat_id,
+            payload={"text": text, "parse_mode": "HTML"},
+            delivery_id=delivery.id,
+        ),
+        now=now,
+    )
+
+
+def _id(value: int | None) -> int:
+    if value is None:
+        raise RuntimeError("row has no primary key")
+    return value
+
+
+def survey_of(services: Services, delivery: SurveyDelivery) -> SurveyDefinition:
+    """Return the definition a delivery was scheduled with."""
+    return services.survey(delivery.survey_id)

@@ -1,0 +1,215 @@
+"""Customer lookups and state changes shared by the customer handlers: who is this Telegram user?"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+from telegram import User
+
+from handlers import conversation, messages
+from handlers.context import UpdateWork
+from handlers.services import Services
+from storage import outbox
+from storage.models import (
+    Customer,
+    DeliveryStatus,
+    OutboxStatus,
+    SurveyDelivery,
+    TelegramUser,
+)
+from storage.outbox import OutboundCall
+from surveys.languages import Language
+
+# Refreshing "last seen" on every update would add a write to each answer; once in a while is enough.
+_LAST_SEEN_RESOLUTION = timedelta(minutes=10)
+
+
+def touch_user(session: Session, work: UpdateWork, user: User) -> TelegramUser:
+    """Create or refresh the Telegram user behind an update; writing to us lifts a block."""
+    row = session.get(TelegramUser, user.id)
+    if row is None:
+        row = TelegramUser(
+            id=user.id,
+            first_name=user.first_name[:256],
+            language_code=user.language_code,
+            created_at=work.now,
+            last_seen_at=work.now,
+        )
+        session.add(row)
+        session.flush()
+        return row
+    changed = False
+    if user.language_code and user.language_code != row.language_code:
+        row.language_code = user.language_code
+        changed = True
+    if user.first_name and user.first_name[:256] != row.first_name:
+        row.first_name = user.first_name[:256]
+        changed = True
+    if work.now - row.last_seen_at > _LAST_SEEN_RESOLUTION:
+        row.last_seen_at = work.now
+        changed = True
+    if row.blocked_at is not None:
+        # They wrote to us, so they unblocked the bot: send what was held back.
+        row.blocked_at = None
+        changed = True
+        outbox.release_chat(session, user.id, from_statuses=(OutboxStatus.BLOCKED,), now=work.now)
+        _reschedule_waiting(session, user.id)
+        work.queued_messages = True
+        work.wake_sweep = True
+    if changed:
+        session.add(row)
+    return row
+
+
+def mark_started(session: Session, work: UpdateWork, user_row: TelegramUser) -> None:
+    """Record that the user opened the bot, so held messages and waiting surveys can go out now."""
+    released = outbox.release_chat(
+        session,
+        user_row.id,
+        from_statuses=(OutboxStatus.AWAITING_CONTACT, OutboxStatus.BLOCKED),
+        now=work.now,
+    )
+    if not user_row.has_started:
+        user_row.has_started = True
+        session.add(user_row)
+    if released or _reschedule_waiting(session, user_row.id):
+        work.queued_messages = True
+        work.wake_sweep = True
+
+
+def _reschedule_waiting(session: Session, telegram_user_id: int) -> int:
+    """Make surveys that waited for this user's first contact due again."""
+    customer_ids = select(Customer.id).where(col(Customer.telegram_user_id) == telegram_user_id)
+    result = session.execute(
+        sa.update(SurveyDelivery)
+        .where(col(SurveyDelivery.customer_id).in_(customer_ids))
+        .where(col(SurveyDelivery.status) == DeliveryStatus.AWAITING_CONTACT.value)
+        .values(status=DeliveryStatus.SCHEDULED.value)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def customers_of(session: Session, telegram_user_id: int) -> list[Customer]:
+    """Return the shop customer records linked to a Telegram user (usually one)."""
+    return list(
+        session.exec(select(Customer).where(col(Customer.telegram_user_id) == telegram_user_id)).all()
+    )
+
+
+def active_delivery(session: Session, telegram_user_id: int) -> SurveyDelivery | None:
+    """Return the most recently started open survey of a Telegram user."""
+    return session.exec(
+        select(SurveyDelivery)
+        .join(Customer, sa.and_(col(Customer.id) == SurveyDelivery.customer_id))
+        .where(col(Customer.telegram_user_id) == telegram_user_id)
+        .where(col(SurveyDelivery.status) == DeliveryStatus.ACTIVE.value)
+        .order_by(col(SurveyDelivery.started_at).desc(), col(SurveyDelivery.id).desc())
+    ).first()
+
+
+def user_language(services: Services, session: Session, user_row: TelegramUser) -> Language:
+    """Pick the language for a reply to this user."""
+    customer = session.exec(
+        select(Customer)
+        .where(col(Customer.telegram_user_id) == user_row.id)
+        .order_by(col(Customer.id).desc())
+    ).first()
+    shop_language = customer.language if customer is not None else None
+    return services.language(user_row.chosen_language, user_row.language_code, shop_language)
+
+
+def queue_reply(
+    session: Session,
+    work: UpdateWork,
+    *,
+    chat_id: int,
+    text: str,
+    reply_markup: dict[str, Any] | None = None,
+    key_suffix: str = "",
+) -> None:
+    """Queue a reply to the update being handled; replaying the update never sends it twice."""
+    outbox.enqueue(
+        session,
+        OutboundCall(
+            dedupe_key=f"reply:{work.update_id}{key_suffix}",
+            kind=conversation.KIND_REPLY,
+            method="sendMessage",
+            chat_id=chat_id,
+            payload=messages.text_message(chat_id, text, reply_markup=reply_markup),
+        ),
+        now=work.now,
+    )
+    work.queued_messages = True
+
+
+def stop_everything(session: Session, work: UpdateWork, user_row: TelegramUser) -> bool:
+    """Opt the user out: no surveys, nothing queued goes out; return False if they already were."""
+    if user_row.opted_out_at is not None:
+        return False
+    user_row.opted_out_at = work.now
+    session.add(user_row)
+    outbox.cancel_chat(session, user_row.id, kinds=conversation.CUSTOMER_KINDS)
+    customer_ids = select(Customer.id).where(col(Customer.telegram_user_id) == user_row.id)
+    session.execute(
+        sa.update(SurveyDelivery)
+        .where(col(SurveyDelivery.customer_id).in_(customer_ids))
+        .where(
+            col(SurveyDelivery.status).in_(
+                [
+                    DeliveryStatus.ACTIVE.value,
+                    DeliveryStatus.SCHEDULED.value,
+                    DeliveryStatus.AWAITING_CONTACT.value,
+                ]
+            )
+        )
+        .values(status=DeliveryStatus.STOPPED.value)
+    )
+    return True
+
+
+def resume_everything(session: Session, work: UpdateWork, user_row: TelegramUser) -> bool:
+    """Undo /stop: surveys that were stopped are due again; return False if they had not opted out."""
+    if user_row.opted_out_at is None:
+        return False
+    user_row.opted_out_at = None
+    session.add(user_row)
+    customer_ids = select(Customer.id).where(col(Customer.telegram_user_id) == user_row.id)
+    session.execute(
+        sa.update(SurveyDelivery)
+        .where(col(SurveyDelivery.customer_id).in_(customer_ids))
+        .where(col(SurveyDelivery.status) == DeliveryStatus.STOPPED.value)
+        .values(status=DeliveryStatus.SCHEDULED.value)
+    )
+    work.wake_sweep = True
+    return True
+
+
+def link_customer(
+    session: Session, work: UpdateWork, *, token: str, user_row: TelegramUser
+) -> tuple[str, str | None]:
+    """Connect the customer behind a deep-link token to this Telegram user.
+
+    Returns a catalogue key ("start_linked", "link_used", "link_invalid") and the order id. A token works
+    once: opening it again from the same account is harmless, from another account it is refused.
+    """
+    from storage.models import Purchase
+
+    purchase = session.exec(select(Purchase).where(Purchase.link_token == token)).first()
+    if purchase is None:
+        return "link_invalid", None
+    customer = session.get(Customer, purchase.customer_id)
+    if customer is None:  # pragma: no cover - the foreign key guarantees it
+        return "link_invalid", None
+    if purchase.link_used_at is not None or customer.telegram_user_id not in (None, user_row.id):
+        if customer.telegram_user_id == user_row.id:
+            return "start_linked", purchase.order_id
+        return "link_used", None
+    purchase.link_used_at = work.now
+    customer.telegram_user_id = user_row.id
+    session.add(purchase)
+    session.add(customer)
+    session.flush()
+    return "start_linked", purchase.order_id

@@ -1,0 +1,35 @@
+"""What handlers and jobs need besides the update: settings, the surveys and the texts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.settings import Settings
+from surveys.definition import SurveyDefinition
+from surveys.languages import Language, pick_language
+from surveys.texts import Catalogue
+
+
+@dataclass
+class Services:
+    """Built once by the composition root and shared by every handler and job."""
+
+    settings: Settings
+    surveys: dict[str, SurveyDefinition]
+    catalogue: Catalogue
+    bot_username: str | None = None
+    default_survey_id: str = "post_purchase"
+    # Set by the composition root: wakes the sender and the sweep without waiting for their timers.
+    wake_sender: list[object] = field(default_factory=list)
+
+    def survey(self, survey_id: str) -> SurveyDefinition:
+        """Return a loaded survey by id (KeyError for one that is not loaded)."""
+        return self.surveys[survey_id]
+
+    def text(self, lang: Language, key: str, **params: str | int) -> str:
+        """Return a bot text from the catalogue."""
+        return self.catalogue.text(lang, key, **params)
+
+    def language(self, *candidates: str | None) -> Language:
+        """Pick the first supported language of the candidates, else DEFAULT_LANGUAGE."""
+        return pick_language(*candidates, default=self.settings.default_language)

@@ -1,0 +1,128 @@
+"""Incoming Telegram updates, stored before Telegram is told we have them.
+
+The poller writes each batch here and only then confirms it with the next ``getUpdates`` offset, so a
+crash between receiving and handling leaves the update in this table instead of losing it. The
+``update_id`` primary key makes a redelivered update a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from storage.models import InboundUpdate, UpdateStatus
+from storage.upsert import insert_ignoring_duplicates
+
+MAX_ATTEMPTS = 5
+
+
+def store_updates(session: Session, updates: Sequence[dict[str, Any]], *, now: datetime) -> int:
+    """Store raw updates (idempotent on ``update_id``); return how many were new."""
+    rows = [
+        {
+            "update_id": int(update["update_id"]),
+            "payload": update,
+            "status": UpdateStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "received_at": now,
+        }
+        for update in updates
+        if isinstance(update.get("update_id"), int)
+    ]
+    table = InboundUpdate.__table__  # type: ignore[attr-defined]
+    return insert_ignoring_duplicates(session, table, rows, conflict_columns=["update_id"])
+
+
+def highest_update_id(session: Session) -> int | None:
+    """Return the newest stored update id, so polling resumes after it even if Telegram lost the offset."""
+    return session.exec(select(sa.func.max(InboundUpdate.update_id))).one()
+
+
+def claim_pending(
+    session: Session, *, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[InboundUpdate]:
+    """Lease the oldest pending updates to this worker; a crashed worker's lease simply runs out."""
+    candidates = session.exec(
+        select(InboundUpdate.update_id)
+        .where(col(InboundUpdate.status) == UpdateStatus.PENDING.value)
+        .where(InboundUpdate.next_attempt_at <= now)
+        .where(sa.or_(col(InboundUpdate.locked_until).is_(None), col(InboundUpdate.locked_until) < now))
+        .order_by(col(InboundUpdate.update_id))
+        .limit(limit)
+    ).all()
+    if not candidates:
+        return []
+    session.execute(
+        sa.update(InboundUpdate)
+        .where(col(InboundUpdate.update_id).in_(candidates))
+        .where(sa.or_(col(InboundUpdate.locked_until).is_(None), col(InboundUpdate.locked_until) < now))
+        .values(locked_until=now + lease, lease_owner=owner)
+    )
+    return list(
+        session.exec(
+            select(InboundUpdate)
+            .where(col(InboundUpdate.update_id).in_(candidates))
+            .where(col(InboundUpdate.lease_owner) == owner)
+            .where(col(InboundUpdate.locked_until) == now + lease)
+            .order_by(col(InboundUpdate.update_id))
+        ).all()
+    )
+
+
+def mark_done(session: Session, update_id: int, *, now: datetime) -> None:
+    """Record that the update's effects are committed (called inside the same transaction as them)."""
+    session.execute(
+        sa.update(InboundUpdate)
+        .where(col(InboundUpdate.update_id) == update_id)
+        .values(
+            status=UpdateStatus.DONE.value,
+            processed_at=now,
+            locked_until=None,
+            attempts=InboundUpdate.attempts + 1,
+        )
+    )
+
+
+def mark_attempt_failed(session: Session, update_id: int, *, now: datetime, error: str) -> bool:
+    """Count a failed attempt and schedule a retry; return True when the update has now been given up."""
+    row = session.get(InboundUpdate, update_id)
+    if row is None:
+        return False
+    row.attempts += 1
+    row.last_error = error[:500]
+    row.locked_until = None
+    if row.attempts >= MAX_ATTEMPTS:
+        row.status = UpdateStatus.FAILED.value
+        row.processed_at = now
+    else:
+        row.next_attempt_at = now + timedelta(seconds=2**row.attempts)
+    session.add(row)
+    return row.status == UpdateStatus.FAILED.value
+
+
+def mark_unprocessable(session: Session, update_id: int, *, now: datetime, error: str) -> None:
+    """Park an update that can never be handled (it does not even parse); kept for inspection."""
+    session.execute(
+        sa.update(InboundUpdate)
+        .where(col(InboundUpdate.update_id) == update_id)
+        .values(status=UpdateStatus.FAILED.value, processed_at=now, locked_until=None, last_error=error[:500])
+    )
+
+
+def chat_of(payload: dict[str, Any]) -> int | None:
+    """Return the private chat an update came from, to tell the person when their update failed."""
+    for key in ("message", "edited_message", "callback_query"):
+        part = payload.get(key)
+        if isinstance(part, dict):
+            sender = part.get("from")
+            chat = part.get("chat")
+            if isinstance(chat, dict) and chat.get("type") == "private" and isinstance(chat.get("id"), int):
+                return int(chat["id"])
+            if key == "callback_query" and isinstance(sender, dict) and isinstance(sender.get("id"), int):
+                return int(sender["id"])
+    return None

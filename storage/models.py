@@ -1,0 +1,216 @@
+"""SQLModel tables: the single source of truth for customers, surveys and everything still to be sent.
+
+All tables live in this one module while they fit (see STYLE.md). Timestamps are timezone-aware UTC;
+``UtcDateTime`` makes SQLite hand them back aware too, so comparisons never mix naive and aware values.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime (the only kind stored)."""
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp column that stores UTC and always returns aware datetimes, on SQLite too."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    """Declare an aware-UTC timestamp column; a required one defaults to now."""
+    column: sa.Column[datetime] = sa.Column(UtcDateTime(), nullable=nullable, index=index)
+    if nullable:
+        return Field(default=None, sa_column=column)
+    return Field(default_factory=utcnow, sa_column=column)
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where one purchase's survey stands."""
+
+    SCHEDULED = "scheduled"  # waiting for its due time (or to be asked again after /start)
+    AWAITING_CONTACT = "awaiting_contact"  # due, but the customer has not opened the bot yet
+    ACTIVE = "active"  # questions are being asked; current_question_id says which
+    COMPLETED = "completed"
+    STOPPED = "stopped"  # the customer said /stop before finishing
+
+
+class OutboxStatus(enum.StrEnum):
+    """Where one queued Bot API call stands."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    AWAITING_CONTACT = "awaiting_contact"  # 403 can't initiate conversation: waits for /start
+    BLOCKED = "blocked"  # 403 blocked/deactivated: waits until the user writes again
+    CANCELLED = "cancelled"  # /stop, or no longer relevant
+    FAILED = "failed"  # a permanent error (400) that retrying cannot fix
+
+
+class UpdateStatus(enum.StrEnum):
+    """Where one received Telegram update stands."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"  # gave up after repeated errors; kept for inspection
+
+
+class TelegramUser(SQLModel, table=True):
+    """A person as Telegram knows them; opt-out and reachability belong to the chat, not to a shop record."""
+
+    __tablename__ = "telegram_users"
+
+    id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    first_name: str = Field(default="", max_length=256)
+    language_code: str | None = Field(default=None, max_length=35)
+    chosen_language: str | None = Field(default=None, max_length=8)
+    has_started: bool = Field(default=False)
+    opted_out_at: datetime | None = _ts(nullable=True)
+    blocked_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+
+
+class Customer(SQLModel, table=True):
+    """A shop's customer, keyed by the shop's own customer id."""
+
+    __tablename__ = "customers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=128, sa_column_kwargs={"unique": True})
+    name: str | None = Field(default=None, max_length=256)
+    language: str | None = Field(default=None, max_length=8)
+    telegram_user_id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("telegram_users.id"), index=True)
+    )
+    created_at: datetime = _ts()
+
+
+class Purchase(SQLModel, table=True):
+    """One order reported by the shop; ``order_id`` makes reporting it twice harmless."""
+
+    __tablename__ = "purchases"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(max_length=128, sa_column_kwargs={"unique": True})
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    amount: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(14, 2)))
+    currency: str = Field(default="EUR", max_length=3)
+    purchased_at: datetime = _ts()
+    source: str = Field(default="api", max_length=16)
+    link_token: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    link_used_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class SurveyDelivery(SQLModel, table=True):
+    """One purchase's survey: when it is due, which question is open, and how it ended."""
+
+    __tablename__ = "survey_deliveries"
+    __table_args__ = (sa.Index("ix_survey_deliveries_status_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    purchase_id: int = Field(foreign_key="purchases.id", sa_column_kwargs={"unique": True})
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    survey_id: str = Field(max_length=32)
+    status: str = Field(default=DeliveryStatus.SCHEDULED, max_length=20)
+    due_at: datetime = _ts()
+    language: str | None = Field(default=None, max_length=8)
+    current_question_id: str | None = Field(default=None, max_length=16)
+    # Counts how often a question was put to the customer, so re-asking after /stop and /start gets a
+    # fresh outbox key instead of colliding with the first (cancelled) one.
+    ask_seq: int = Field(default=0)
+    nps_score: int | None = Field(default=None)
+    nps_category: str | None = Field(default=None, max_length=10)
+    started_at: datetime | None = _ts(nullable=True)
+    completed_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class Answer(SQLModel, table=True):
+    """One answer to one question; the unique key makes a double tap or a replayed update harmless."""
+
+    __tablename__ = "answers"
+    __table_args__ = (sa.UniqueConstraint("delivery_id", "question_id", name="uq_answers_delivery_question"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="survey_deliveries.id")
+    question_id: str = Field(max_length=16)
+    question_type: str = Field(max_length=10)
+    score: int | None = Field(default=None)
+    choice: str | None = Field(default=None, max_length=16)
+    text: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    skipped: bool = Field(default=False)
+    nps_category: str | None = Field(default=None, max_length=10)
+    created_at: datetime = _ts(index=True)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A Bot API call that must happen: written in the same transaction as the change that needs it.
+
+    ``dedupe_key`` is unique, so writing the same intent twice (a replayed update, two replicas running the
+    same sweep) queues it once. The sender claims rows with a lease (``locked_until``) so a crashed sender's
+    rows are picked up again and two senders never send the same row at the same time.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=128, sa_column_kwargs={"unique": True})
+    kind: str = Field(max_length=32)
+    method: str = Field(max_length=64)
+    chat_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, index=True))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+    delivery_id: int | None = Field(default=None, foreign_key="survey_deliveries.id", index=True)
+    status: str = Field(default=OutboxStatus.PENDING, max_length=20)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _ts()
+    locked_until: datetime | None = _ts(nullable=True)
+    lease_owner: str | None = Field(default=None, max_length=32)
+    last_error: str | None = Field(default=None, max_length=500)
+    sent_message_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)
+
+
+class InboundUpdate(SQLModel, table=True):
+    """A Telegram update, stored before it is acknowledged so a crash can never drop it."""
+
+    __tablename__ = "inbound_updates"
+    __table_args__ = (sa.Index("ix_inbound_updates_status_id", "status", "update_id"),)
+
+    update_id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    status: str = Field(default=UpdateStatus.PENDING, max_length=10)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _ts()
+    locked_until: datetime | None = _ts(nullable=True)
+    lease_owner: str | None = Field(default=None, max_length=32)
+    last_error: str | None = Field(default=None, max_length=500)
+    received_at: datetime = _ts()
+    processed_at: datetime | None = _ts(nullable=True)

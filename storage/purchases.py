@@ -1,0 +1,125 @@
+"""Recording purchases: idempotent on ``order_id``, so HTTP retries and repeated CSV imports are harmless."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.models import Customer, Purchase, SurveyDelivery, TelegramUser, utcnow
+from surveys.purchase_report import PurchaseReport
+
+# 24 random bytes: 32 URL-safe characters, well inside Telegram's 64-character deep-link limit.
+_LINK_TOKEN_BYTES = 24
+
+
+@dataclass(frozen=True)
+class RecordedPurchase:
+    """What the shop gets back for a reported purchase."""
+
+    customer_id: str
+    order_id: str
+    survey_due_at: datetime
+    link_token: str
+    created: bool
+
+
+def new_link_token() -> str:
+    """Return an unguessable deep-link token made of Telegram's allowed ``A-Za-z0-9_-``."""
+    return secrets.token_urlsafe(_LINK_TOKEN_BYTES)
+
+
+def record_purchase(
+    *, session: Session, report: PurchaseReport, survey_id: str, survey_delay: timedelta, source: str
+) -> RecordedPurchase:
+    """Store a purchase and schedule its survey, or return what was stored for a known ``order_id``.
+
+    The insert runs in a savepoint: when another request or replica stored the same order a moment
+    earlier, the unique constraint stops the second copy and we answer with the first one.
+    """
+    existing = _existing(session, report.order_id)
+    if existing is not None:
+        return existing
+    try:
+        with session.begin_nested():
+            customer = _upsert_customer(session, report)
+            purchased_at = report.purchased_at or utcnow()
+            purchase = Purchase(
+                order_id=report.order_id,
+                customer_id=_id(customer.id),
+                amount=report.amount,
+                currency=report.currency,
+                purchased_at=purchased_at,
+                source=source,
+                link_token=new_link_token(),
+            )
+            session.add(purchase)
+            session.flush()
+            delivery = SurveyDelivery(
+                purchase_id=_id(purchase.id),
+                customer_id=_id(customer.id),
+                survey_id=survey_id,
+                due_at=purchased_at + survey_delay,
+            )
+            session.add(delivery)
+            session.flush()
+    except IntegrityError:
+        existing = _existing(session, report.order_id)
+        if existing is None:
+            raise
+        return existing
+    return RecordedPurchase(
+        customer_id=customer.external_id,
+        order_id=purchase.order_id,
+        survey_due_at=delivery.due_at,
+        link_token=purchase.link_token,
+        created=True,
+    )
+
+
+def _existing(session: Session, order_id: str) -> RecordedPurchase | None:
+    row = session.exec(
+        select(Purchase, Customer, SurveyDelivery)
+        .join(Customer, sa.and_(col(Customer.id) == Purchase.customer_id))
+        .join(SurveyDelivery, sa.and_(col(SurveyDelivery.purchase_id) == Purchase.id))
+        .where(Purchase.order_id == order_id)
+    ).first()
+    if row is None:
+        return None
+    purchase, customer, delivery = row
+    return RecordedPurchase(
+        customer_id=customer.external_id,
+        order_id=purchase.order_id,
+        survey_due_at=delivery.due_at,
+        link_token=purchase.link_token,
+        created=False,
+    )
+
+
+def _upsert_customer(session: Session, report: PurchaseReport) -> Customer:
+    customer = session.exec(select(Customer).where(Customer.external_id == report.customer_id)).first()
+    if customer is None:
+        customer = Customer(external_id=report.customer_id)
+    if report.name:
+        customer.name = report.name
+    if report.language:
+        customer.language = report.language
+    if report.telegram_user_id is not None:
+        if session.get(TelegramUser, report.telegram_user_id) is None:
+            session.add(TelegramUser(id=report.telegram_user_id))
+            session.flush()
+        customer.telegram_user_id = report.telegram_user_id
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def _id(value: int | None) -> int:
+    """Return a flushed row's primary key (always set after ``flush``)."""
+    if value is None:
+        raise RuntimeError("row has no primary key after flush")
+    return value

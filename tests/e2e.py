@@ -1,0 +1,99 @@
+"""End-to-end harness: the real bot (python-telegram-bot over HTTP) against the fake Bot API server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.application import KundenpulsBot
+from bot.settings import Settings
+from storage.models import Answer, SurveyDelivery
+from tests.fakes.bot_api_server import FakeBotApi, FakeUser
+
+TOKEN = "123456:TEST-token_for-kundenpuls"
+INGEST_KEY = "test-ingest-key"
+STAFF_CHAT = -100200300
+
+
+def make_settings(database_url: str, api_url: str, **overrides: Any) -> Settings:
+    """Settings for a test bot: no .env, no rate limit, surveys due at once, a free HTTP port."""
+    values: dict[str, Any] = {
+        "telegram_bot_token": TOKEN,
+        "telegram_api_url": api_url,
+        "database_url": database_url,
+        "staff_chat_id": STAFF_CHAT,
+        "ingest_api_key": INGEST_KEY,
+        "http_port": 0,
+        "survey_delay": "0s",
+        "sweep_interval": "1s",
+        "telegram_max_rate": 0,
+        "default_language": "de",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class RunningBot:
+    """A started bot with its fake server, HTTP client and database."""
+
+    api: FakeBotApi
+    bot: KundenpulsBot
+    http: httpx.AsyncClient
+    engine: Engine
+
+    async def report_purchase(self, **body: Any) -> httpx.Response:
+        """POST a purchase to the bot's ingestion API."""
+        return await self.http.post(
+            "/api/purchases", json=body, headers={"Authorization": f"Bearer {INGEST_KEY}"}
+        )
+
+    async def customer_with_survey(self, user: FakeUser, order_id: str = "A-1") -> dict[str, Any]:
+        """Report a purchase for a known Telegram user who opened the bot; return the first survey message."""
+        self.api.user_sends_text(user, "/start")
+        await self.api.wait_for_message(user.id)
+        response = await self.report_purchase(
+            order_id=order_id, customer_id=f"cust-{user.id}", telegram_user_id=user.id, name=user.first_name
+        )
+        assert response.status_code == 201, response.text
+        return await self.api.wait_for_message(user.id, lambda m: "reply_markup" in m)
+
+    def answers(self) -> list[Answer]:
+        """All stored answers."""
+        with Session(self.engine) as session:
+            return list(session.exec(select(Answer).order_by(Answer.id)).all())  # type: ignore[arg-type]
+
+    def deliveries(self) -> list[SurveyDelivery]:
+        """All survey deliveries."""
+        with Session(self.engine) as session:
+            return list(session.exec(select(SurveyDelivery)).all())
+
+
+def button(message: dict[str, Any], text: str) -> str:
+    """Return the callback data of the button labelled ``text`` under a message."""
+    for row in message.get("reply_markup", {}).get("inline_keyboard", []):
+        for key in row:
+            if key["text"] == text:
+                return str(key["callback_data"])
+    raise AssertionError(f"no button {text!r} under message: {message.get('text')!r}")
+
+
+@asynccontextmanager
+async def running_bot(database_url: str, **overrides: Any) -> AsyncIterator[RunningBot]:
+    """Start the fake server and the bot; stop both and check every request against the spec."""
+    async with FakeBotApi(token=TOKEN) as api:
+        settings = make_settings(database_url, api.url, **overrides)
+        bot = KundenpulsBot(settings)
+        await bot.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot.http_port}") as http:
+                yield RunningBot(api=api, bot=bot, http=http, engine=bot.engine)
+        finally:
+            await bot.stop()
+        api.assert_clean()

@@ -1,0 +1,1117 @@
+"""A fake Telegram Bot API server that speaks real HTTP, for end-to-end tests and benchmarks.
+
+Why a real server instead of mocking ``telegram.Bot``: the bot under test then runs its production code
+unchanged (python-telegram-bot's request encoding, ``getUpdates`` long polling, error mapping, retries),
+and every request is checked against the official Bot API spec (:mod:`tests.fakes.bot_api_spec`).
+Mocks would only prove that our code calls our mocks.
+
+Typical use::
+
+    async with FakeBotApi() as api:
+        app = ApplicationBuilder().token(api.token).base_url(f"{api.url}/bot").build()
+        ...  # start polling
+        api.user_sends_text(FakeUser(42, "Erika"), "/start")
+        reply = await api.wait_for_message(42)
+
+Behaviour follows Telegram where it matters to a bot: replies have the real shapes (dates in seconds,
+``message_id`` counted per chat), method names are case-insensitive, updates are confirmed only by a
+later ``offset``, a second concurrent ``getUpdates`` ends the first with 409, editing without a change
+gives "message is not modified". It is stricter than Telegram on purpose: unknown parameters are
+rejected (Telegram ignores them, hiding typos). Every spec violation is answered with 400 *and*
+collected in :attr:`FakeBotApi.violations` so a test can fail even if the bot swallowed the error.
+
+Everything runs on one event loop and is not thread-safe; :class:`FakeBotApiThread` runs the server on
+its own loop for bots in subprocesses or benchmarks, and :meth:`FakeBotApiThread.call` runs helpers
+there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import copy
+import itertools
+import json
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ParamSpec, Self, TypeVar
+
+from aiohttp import web
+
+from tests.fakes.bot_api_spec import (
+    BotApiSpec,
+    ParsedText,
+    UploadedFile,
+    decode_without_spec,
+    load_spec,
+    parse_formatted_text,
+    utf16_len,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+JsonDict = dict[str, Any]
+ChatId = int | str
+
+DEFAULT_TOKEN = "123456789:AAFakeKundenpulsTestToken_0123456789"
+"""A token in Telegram's format (``<bot id>:<secret>``); the bot's user id is the part before the colon."""
+
+_NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are exactly "
+    "the same as a current content and reply markup of the message"
+)
+_QUERY_INVALID = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+_POLL_CONFLICT = (
+    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+)
+_WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the "
+    "webhook first"
+)
+_BAD_GATEWAY_HTML = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+# Update kinds Telegram withholds unless a bot asks for them in allowed_updates.
+_OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+# Methods that fail_chat() affects: everything that puts something into (or changes it in) the chat.
+_CHAT_WRITE_PREFIXES = ("send", "edit", "copy", "forward")
+
+
+@dataclass(frozen=True, slots=True)
+class FakeUser:
+    """A simulated Telegram user; ``language_code`` is optional in real updates, hence ``None`` allowed."""
+
+    id: int
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = "de"
+
+    def to_dict(self) -> JsonDict:
+        """The ``User`` object as Telegram sends it (absent optional fields are omitted, not null)."""
+        data: JsonDict = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.last_name is not None:
+            data["last_name"] = self.last_name
+        if self.username is not None:
+            data["username"] = self.username
+        if self.language_code is not None:
+            data["language_code"] = self.language_code
+        return data
+
+    def private_chat(self) -> JsonDict:
+        """The ``Chat`` object of this user's private chat with the bot (chat id == user id)."""
+        data: JsonDict = {"id": self.id, "type": "private", "first_name": self.first_name}
+        if self.last_name is not None:
+            data["last_name"] = self.last_name
+        if self.username is not None:
+            data["username"] = self.username
+        return data
+
+
+@dataclass(slots=True)
+class RecordedRequest:
+    """One request as the server understood it; ``status`` is ``None`` while it is still being answered."""
+
+    method: str
+    params: dict[str, object]
+    time: float
+    """``time.monotonic()`` at arrival, so benchmarks can measure rates."""
+    seq: int
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Failure:
+    error_code: int
+    description: str
+    retry_after: int | None
+    remaining: int | None
+
+
+class _ApiError(Exception):
+    """Raised by method handlers; becomes Telegram's ``{"ok": false, ...}`` answer."""
+
+    def __init__(self, error_code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.error_code = error_code
+        self.description = description
+        self.retry_after = retry_after
+
+
+def _error_body(error_code: int, description: str, retry_after: int | None = None) -> JsonDict:
+    body: JsonDict = {"ok": False, "error_code": error_code, "description": description}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return body
+
+
+def _json_response(status: int, body: JsonDict) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        content_type="application/json",
+    )
+
+
+def _update_kind(update: Mapping[str, object]) -> str | None:
+    return next((key for key in update if key != "update_id"), None)
+
+
+def _scope_key(scope: object) -> str:
+    """Stable key for a ``BotCommandScope``; the default scope and a missing scope are the same."""
+    if not isinstance(scope, dict) or scope.get("type", "default") == "default":
+        return "default"
+    return json.dumps(scope, sort_keys=True)
+
+
+def _inline_markup(markup: object) -> JsonDict | None:
+    """Only inline keyboards are echoed in Message objects; reply keyboards are not part of a message."""
+    if isinstance(markup, dict) and "inline_keyboard" in markup:
+        return markup
+    return None
+
+
+class FakeBotApi:
+    """The fake Bot API server; see the module docstring for what it mimics and why.
+
+    Use ``async with FakeBotApi() as api:`` (binds ``127.0.0.1`` on a free port) and point the bot at
+    ``base_url=f"{api.url}/bot"`` with ``api.token``. Only that token is accepted, which proves the bot
+    uses its configuration. State helpers are synchronous and must run on the server's loop.
+    """
+
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bot_username: str = "kundenpuls_test_bot",
+        bot_first_name: str = "Kundenpuls Test",
+        validate: bool = True,
+        spec_path: Path | None = None,
+        strict_private_chats: bool = False,
+        first_update_id: int = 1,
+    ) -> None:
+        """Configure the server; nothing binds until :meth:`start`.
+
+        ``validate=False`` (or a missing spec file) skips spec validation, e.g. to measure the fake's
+        own overhead. ``strict_private_chats=True`` answers 403 "bot can't initiate conversation with a
+        user" for private chats whose user never wrote to the bot, as Telegram does.
+        """
+        self.token = token
+        self.host = host
+        self.port = port
+        bot_id_text = token.split(":", 1)[0]
+        self.bot_user: JsonDict = {
+            "id": int(bot_id_text) if bot_id_text.isdigit() else 123456789,
+            "is_bot": True,
+            "first_name": bot_first_name,
+            "username": bot_username,
+        }
+        self.spec: BotApiSpec | None = load_spec(spec_path) if validate else None
+        self.strict_private_chats = strict_private_chats
+
+        # Recorded traffic.
+        self.requests: list[RecordedRequest] = []
+        self.violations: list[str] = []
+        self.internal_errors: list[str] = []
+        self.callback_answers: list[dict[str, object]] = []
+        self.commands: dict[tuple[str, str], list[JsonDict]] = {}
+        self.webhook: dict[str, object] | None = None
+        self._by_method: dict[str, list[RecordedRequest]] = {}
+
+        # Chats and messages.
+        self._users: dict[int, FakeUser] = {}
+        self._messages: dict[tuple[int, int], JsonDict] = {}
+        self._user_messages: dict[tuple[int, int], JsonDict] = {}
+        self._bot_message_ids: dict[int, list[int]] = {}
+        self._sent_log: dict[int, list[JsonDict]] = {}
+        self._next_message_id: dict[int, int] = {}
+        self._open_callback_queries: set[str] = set()
+        self._callback_ids = itertools.count(4_000_000_000_000_000_001)
+
+        # Updates.
+        self._next_update_id = first_update_id
+        self._pending: deque[JsonDict] = deque()
+        self._redeliveries: deque[JsonDict] = deque()
+        self._allowed_updates: frozenset[str] | None = None
+        self.update_ids_confirmed: list[int] = []
+        self.update_ids_dropped: list[int] = []
+        self.update_ids_filtered: list[int] = []
+        self._updates_event = asyncio.Event()
+        self._poll_generation = 0
+        self._closing = False
+
+        # Failure injection.
+        self._chat_failures: dict[ChatId, _Failure] = {}
+        self._method_failures: dict[str, _Failure] = {}
+        self._unavailable = False
+
+        # Waiting.
+        self._activity = asyncio.Condition()
+        self._consumed_messages: dict[int, set[int]] = {}
+        self._message_cursor: dict[int, int] = {}
+        self._consumed_requests: set[int] = set()
+        self._request_cursor: dict[str, int] = {}
+
+        self._runner: web.AppRunner | None = None
+        self._seq = itertools.count(1)
+        self._handlers: dict[str, Callable[[dict[str, object]], Awaitable[object]]] = {
+            "getme": self._get_me,
+            "getupdates": self._get_updates,
+            "deletewebhook": self._delete_webhook,
+            "setwebhook": self._set_webhook,
+            "getwebhookinfo": self._get_webhook_info,
+            "setmycommands": self._set_my_commands,
+            "getmycommands": self._get_my_commands,
+            "deletemycommands": self._delete_my_commands,
+            "sendmessage": self._send_message,
+            "editmessagetext": self._edit_message_text,
+            "editmessagereplymarkup": self._edit_message_reply_markup,
+            "editmessagecaption": self._edit_message_caption,
+            "answercallbackquery": self._answer_callback_query,
+            "deletemessage": self._delete_message,
+        }
+        self._canonical_names = {
+            "getme": "getMe",
+            "getupdates": "getUpdates",
+            "deletewebhook": "deleteWebhook",
+            "setwebhook": "setWebhook",
+            "getwebhookinfo": "getWebhookInfo",
+            "setmycommands": "setMyCommands",
+            "getmycommands": "getMyCommands",
+            "deletemycommands": "deleteMyCommands",
+            "sendmessage": "sendMessage",
+            "editmessagetext": "editMessageText",
+            "editmessagereplymarkup": "editMessageReplyMarkup",
+            "editmessagecaption": "editMessageCaption",
+            "answercallbackquery": "answerCallbackQuery",
+            "deletemessage": "deleteMessage",
+            "sendchataction": "sendChatAction",
+            "close": "close",
+            "logout": "logOut",
+        }
+
+    # ------------------------------------------------------------------------------------------ running
+
+    @property
+    def url(self) -> str:
+        """Root URL, e.g. ``http://127.0.0.1:PORT``; bots use ``f"{url}/bot"`` as their base URL."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as PTB's ``base_url`` (PTB appends the token itself)."""
+        return f"{self.url}/bot"
+
+    @property
+    def spec_available(self) -> bool:
+        """Whether requests are being validated against the official spec."""
+        return self.spec is not None
+
+    async def start(self) -> None:
+        """Bind a free port (or ``port``) on ``host`` and start answering."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        # handler_cancellation: a bot that abandons a long poll must not leave a handler waiting.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            self.port = sock.getsockname()[1]
+            await web.SockSite(self._runner, sock).start()
+        except BaseException:
+            sock.close()
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        self._closing = False
+
+    async def stop(self) -> None:
+        """Release long polls and close the listening socket; safe to call twice."""
+        self._closing = True
+        self._wake_pollers()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------------------------------ HTTP
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        return _json_response(404, _error_body(404, "Not Found"))
+
+    async def _read_params(self, request: web.Request) -> dict[str, object]:
+        """Query string plus body, whichever of the three encodings Telegram accepts was used."""
+        params: dict[str, object] = dict(request.query)
+        if not request.body_exists:
+            return params
+        if request.content_type == "application/json":
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise _ApiError(400, "Bad Request: JSON body must be an object")
+            params.update(body)
+            return params
+        form = await request.post()
+        for name, value in form.items():
+            if isinstance(value, web.FileField):
+                size = len(value.file.read())
+                params[name] = UploadedFile(value.filename, value.content_type, size)
+            elif isinstance(value, bytes | bytearray):
+                params[name] = bytes(value).decode("utf-8", errors="replace")
+            else:
+                params[name] = value
+        return params
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self._unavailable:
+            return web.Response(status=502, body=_BAD_GATEWAY_HTML, content_type="text/html")
+        if request.match_info["token"] != self.token:
+            return _json_response(401, _error_body(401, "Unauthorized"))
+        raw_method = request.match_info["method"]
+        key = raw_method.lower()
+        method_spec = self.spec.method(key) if self.spec is not None else None
+        name = method_spec.name if method_spec is not None else self._canonical_names.get(key, raw_method)
+        record = RecordedRequest(name, {}, time.monotonic(), next(self._seq))
+        self.requests.append(record)
+        self._by_method.setdefault(name.lower(), []).append(record)
+        try:
+            status, body = await self._process(request, record, key, known=method_spec is not None)
+        except asyncio.CancelledError:
+            record.status, record.error = 499, "client went away before the answer"
+            raise
+        except Exception as exc:  # the fake must answer, and the test must learn why it broke
+            _LOGGER.exception("fake Bot API failed on %s", name)
+            self.internal_errors.append(f"{name}: {exc!r}")
+            status, body = 500, _error_body(500, f"Internal Server Error: {exc!r}")
+        record.status = status
+        if not body.get("ok"):
+            record.error = str(body.get("description"))
+        await self._notify()
+        return _json_response(status, body)
+
+    async def _process(
+        self, request: web.Request, record: RecordedRequest, key: str, *, known: bool
+    ) -> tuple[int, JsonDict]:
+        try:
+            raw = await self._read_params(request)
+        except (ValueError, _ApiError) as exc:
+            return 400, _error_body(400, f"Bad Request: can't parse request body: {exc}")
+        if self.spec is not None:
+            record.params = self.spec.decode_params(key, raw)
+            if not known:
+                message = f"{record.method}: unknown method '{record.method}'"
+                self.violations.append(message)
+                # Telegram answers unknown methods with 404, which PTB maps to EndPointNotFound.
+                return 404, _error_body(404, "Not Found")
+            problems = self.spec.validate(key, record.params)
+            if problems:
+                self.violations.extend(problems)
+                details = "; ".join(p.split(": ", 1)[1] for p in problems)
+                return 400, _error_body(400, f"Bad Request: {details}")
+        else:
+            record.params = decode_without_spec(raw)
+        try:
+            self._inject_failure(key, record.params)
+            handler = self._handlers.get(key)
+            result = (
+                await handler(record.params) if handler is not None else self._default_result(key, record)
+            )
+        except _ApiError as error:
+            return error.error_code, _error_body(error.error_code, error.description, error.retry_after)
+        return 200, {"ok": True, "result": result}
+
+    def _default_result(self, key: str, record: RecordedRequest) -> object:
+        """Plausible answer for methods without a dedicated handler, shaped by the spec's return type."""
+        returns: tuple[str, ...] = ()
+        if self.spec is not None and (method_spec := self.spec.method(key)) is not None:
+            returns = method_spec.returns
+        if returns == ("Message",) or (returns and returns[0] == "Message" and "chat_id" in record.params):
+            return self._store_bot_message(record.params, {})
+        if returns and returns[0].startswith("Array of"):
+            return []
+        return True
+
+    async def _notify(self) -> None:
+        async with self._activity:
+            self._activity.notify_all()
+
+    # --------------------------------------------------------------------------------- failure injection
+
+    def fail_chat(
+        self,
+        chat_id: ChatId,
+        error_code: int,
+        description: str,
+        retry_after: int | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Make sends and edits to ``chat_id`` fail, always (``times=None``) or for the next ``times`` calls.
+
+        Covers ``send*``, ``edit*``, ``copy*`` and ``forward*`` (e.g. 403 "Forbidden: bot was blocked by
+        the user", 429 "Too Many Requests: retry after 1" with ``retry_after=1``).
+        """
+        self._chat_failures[chat_id] = _Failure(error_code, description, retry_after, times)
+
+    def clear_failures(self, chat_id: ChatId | None = None) -> None:
+        """Stop failing ``chat_id`` (or every chat and method when ``None``)."""
+        if chat_id is None:
+            self._chat_failures.clear()
+            self._method_failures.clear()
+        else:
+            self._chat_failures.pop(chat_id, None)
+
+    def fail_method(
+        self,
+        method: str,
+        error_code: int,
+        description: str,
+        times: int | None = 1,
+        retry_after: int | None = None,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail (``None``: until cleared)."""
+        self._method_failures[method.lower()] = _Failure(error_code, description, retry_after, times)
+
+    def set_unavailable(self, unavailable: bool = True) -> None:
+        """Simulate an outage: every request gets nginx's 502 Bad Gateway page, like Telegram's front end."""
+        self._unavailable = unavailable
+
+    def _inject_failure(self, key: str, params: Mapping[str, object]) -> None:
+        failure = self._method_failures.get(key)
+        table: dict[Any, _Failure] = self._method_failures
+        table_key: object = key
+        if failure is None and key.startswith(_CHAT_WRITE_PREFIXES):
+            chat_id = params.get("chat_id")
+            if isinstance(chat_id, int | str):
+                failure = self._chat_failures.get(chat_id)
+                table, table_key = self._chat_failures, chat_id
+        if failure is None:
+            return
+        if failure.remaining is not None:
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                del table[table_key]
+        raise _ApiError(failure.error_code, failure.description, failure.retry_after)
+
+    # ---------------------------------------------------------------------------------- chats, messages
+
+    def _resolve_chat(self, chat_id: object) -> int:
+        if isinstance(chat_id, int):
+            return chat_id
+        # Usernames ("@shop") would need a directory of chats; the bot under test addresses users by id.
+        raise _ApiError(400, "Bad Request: chat not found")
+
+    def _chat_object(self, chat_id: int) -> JsonDict:
+        user = self._users.get(chat_id)
+        if user is not None:
+            return user.private_chat()
+        if chat_id > 0:
+            return {"id": chat_id, "type": "private", "first_name": f"User {chat_id}"}
+        return {"id": chat_id, "type": "supergroup", "title": f"Group {chat_id}"}
+
+    def _new_message_id(self, chat_id: int) -> int:
+        message_id = self._next_message_id.get(chat_id, 1)
+        self._next_message_id[chat_id] = message_id + 1
+        return message_id
+
+    def _store_bot_message(self, params: Mapping[str, object], content: JsonDict) -> JsonDict:
+        chat_id = self._resolve_chat(params.get("chat_id"))
+        if self.strict_private_chats and chat_id > 0 and chat_id not in self._users:
+            raise _ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+        message: JsonDict = {
+            "message_id": self._new_message_id(chat_id),
+            "from": self.bot_user,
+            "chat": self._chat_object(chat_id),
+            "date": int(time.time()),
+        }
+        caption = params.get("caption")
+        if isinstance(caption, str) and "text" not in content:
+            parsed = self._parse(caption, params.get("parse_mode"))
+            content = {**content, "caption": parsed.text}
+            if parsed.entities:
+                content["caption_entities"] = parsed.entities
+        message.update(content)
+        reply_to = params.get("reply_parameters")
+        if isinstance(reply_to, dict) and isinstance(reply_to.get("message_id"), int):
+            original = self._messages.get((chat_id, reply_to["message_id"])) or self._user_messages.get(
+                (chat_id, reply_to["message_id"])
+            )
+            if original is not None:
+                message["reply_to_message"] = {k: v for k, v in original.items() if k != "reply_to_message"}
+        markup = _inline_markup(params.get("reply_markup"))
+        if markup is not None:
+            message["reply_markup"] = markup
+        self._messages[(chat_id, message["message_id"])] = message
+        self._bot_message_ids.setdefault(chat_id, []).append(message["message_id"])
+        self._sent_log.setdefault(chat_id, []).append(message)
+        return message
+
+    def _parse(self, text: str, parse_mode: object) -> ParsedText:
+        parsed = parse_formatted_text(text, parse_mode if isinstance(parse_mode, str) else None)
+        if parsed.errors:
+            # Only reachable without the spec: with it, validation rejected the request already.
+            raise _ApiError(400, f"Bad Request: can't parse entities: {parsed.errors[0]}")
+        return parsed
+
+    def _find_message(self, params: Mapping[str, object], *, action: str) -> JsonDict | None:
+        """The stored bot message an edit/delete targets; ``None`` for inline messages."""
+        if "inline_message_id" in params:
+            return None
+        chat_id, message_id = params.get("chat_id"), params.get("message_id")
+        if not isinstance(chat_id, int) or not isinstance(message_id, int):
+            raise _ApiError(400, f"Bad Request: message identifier is not specified for message to {action}")
+        message = self._messages.get((chat_id, message_id))
+        if message is None:
+            if action == "edit" and (chat_id, message_id) in self._user_messages:
+                raise _ApiError(400, "Bad Request: message can't be edited")
+            raise _ApiError(400, f"Bad Request: message to {action} not found")
+        return message
+
+    def _apply_edit(self, message: JsonDict, changes: Mapping[str, object]) -> JsonDict:
+        """Apply ``changes`` (``None`` removes a field) or fail like Telegram when nothing would change."""
+        if all(message.get(key) == value for key, value in changes.items()):
+            raise _ApiError(400, _NOT_MODIFIED)
+        for key, value in changes.items():
+            if value is None:
+                message.pop(key, None)
+            else:
+                message[key] = value
+        message["edit_date"] = int(time.time())
+        return message
+
+    # ----------------------------------------------------------------------------------- method handlers
+
+    async def _get_me(self, params: dict[str, object]) -> object:
+        return {
+            **self.bot_user,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    async def _send_message(self, params: dict[str, object]) -> object:
+        parsed = self._parse(str(params.get("text", "")), params.get("parse_mode"))
+        content: JsonDict = {"text": parsed.text}
+        entities = parsed.entities or params.get("entities")
+        if entities:
+            content["entities"] = entities
+        return self._store_bot_message(params, content)
+
+    async def _edit_message_text(self, params: dict[str, object]) -> object:
+        message = self._find_message(params, action="edit")
+        parsed = self._parse(str(params.get("text", "")), params.get("parse_mode"))
+        if message is None:
+            return True
+        if "text" not in message:
+            raise _ApiError(400, "Bad Request: there is no text in the message to edit")
+        entities = parsed.entities or params.get("entities") or None
+        # Like Telegram: an edit without reply_markup removes the inline keyboard.
+        markup = _inline_markup(params.get("reply_markup"))
+        return self._apply_edit(message, {"text": parsed.text, "entities": entities, "reply_markup": markup})
+
+    async def _edit_message_caption(self, params: dict[str, object]) -> object:
+        message = self._find_message(params, action="edit")
+        caption = params.get("caption")
+        parsed = self._parse(caption if isinstance(caption, str) else "", params.get("parse_mode"))
+        if message is None:
+            return True
+        changes: dict[str, object] = {
+            "caption": parsed.text or None,
+            "caption_entities": parsed.entities or None,
+            "reply_markup": _inline_markup(params.get("reply_markup")),
+        }
+        return self._apply_edit(message, changes)
+
+    async def _edit_message_reply_markup(self, params: dict[str, object]) -> object:
+        message = self._find_message(params, action="edit")
+        if message is None:
+            return True
+        return self._apply_edit(message, {"reply_markup": _inline_markup(params.get("reply_markup"))})
+
+    async def _delete_message(self, params: dict[str, object]) -> object:
+        chat_id, message_id = params.get("chat_id"), params.get("message_id")
+        if isinstance(chat_id, int) and isinstance(message_id, int):
+            if self._messages.pop((chat_id, message_id), None) is not None:
+                return True
+            if self._user_messages.pop((chat_id, message_id), None) is not None:
+                return True
+        raise _ApiError(400, "Bad Request: message to delete not found")
+
+    async def _answer_callback_query(self, params: dict[str, object]) -> object:
+        query_id = params.get("callback_query_id")
+        if query_id not in self._open_callback_queries:
+            raise _ApiError(400, _QUERY_INVALID)
+        self._open_callback_queries.discard(str(query_id))
+        self.callback_answers.append(dict(params))
+        return True
+
+    async def _set_my_commands(self, params: dict[str, object]) -> object:
+        key = (_scope_key(params.get("scope")), str(params.get("language_code") or ""))
+        commands = params.get("commands")
+        self.commands[key] = (
+            [dict(c) for c in commands if isinstance(c, dict)] if isinstance(commands, list) else []
+        )
+        return True
+
+    async def _get_my_commands(self, params: dict[str, object]) -> object:
+        key = (_scope_key(params.get("scope")), str(params.get("language_code") or ""))
+        return self.commands.get(key, [])
+
+    async def _delete_my_commands(self, params: dict[str, object]) -> object:
+        key = (_scope_key(params.get("scope")), str(params.get("language_code") or ""))
+        self.commands.pop(key, None)
+        return True
+
+    async def _set_webhook(self, params: dict[str, object]) -> object:
+        url = params.get("url")
+        if not url:
+            self.webhook = None
+            return True
+        if not isinstance(url, str) or not url.startswith("https://"):
+            raise _ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        self.webhook = dict(params)
+        if params.get("drop_pending_updates"):
+            self._drop_pending()
+        return True
+
+    async def _delete_webhook(self, params: dict[str, object]) -> object:
+        self.webhook = None
+        if params.get("drop_pending_updates"):
+            self._drop_pending()
+        return True
+
+    async def _get_webhook_info(self, params: dict[str, object]) -> object:
+        info: JsonDict = {
+            "url": str(self.webhook["url"]) if self.webhook else "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }
+        if self.webhook:
+            info["max_connections"] = self.webhook.get("max_connections", 40)
+            if "allowed_updates" in self.webhook:
+                info["allowed_updates"] = self.webhook["allowed_updates"]
+        return info
+
+    async def _get_updates(self, params: dict[str, object]) -> object:
+        if self.webhook is not None:
+            raise _ApiError(409, _WEBHOOK_CONFLICT)
+        self._poll_generation += 1
+        generation = self._poll_generation
+        self._wake_pollers()  # an older poll still waiting now ends with 409, like on Telegram
+        offset = params.get("offset")
+        if isinstance(offset, int) and offset != 0:
+            self._confirm(offset)
+        # Waiters see the confirmation, and tests can tell that a long poll is now parked.
+        await self._notify()
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(str(a) for a in allowed) or None
+        limit_param = params.get("limit")
+        limit = min(max(limit_param, 1), 100) if isinstance(limit_param, int) else 100
+        timeout_param = params.get("timeout")
+        timeout = float(timeout_param) if isinstance(timeout_param, int | float) else 0.0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if generation != self._poll_generation:
+                raise _ApiError(409, _POLL_CONFLICT)
+            batch = self._take_batch(limit)
+            remaining = deadline - loop.time()
+            if batch or remaining <= 0 or self._closing:
+                return batch
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._updates_event.wait(), remaining)
+
+    # ----------------------------------------------------------------------------------------- updates
+
+    def _wake_pollers(self) -> None:
+        """Wake every waiting long poll; a fresh Event makes this callable from synchronous helpers."""
+        event, self._updates_event = self._updates_event, asyncio.Event()
+        event.set()
+
+    def _confirm(self, offset: int) -> None:
+        """Forget updates below ``offset`` (Telegram's acknowledgement); a negative offset keeps the tail."""
+        pending = self._pending
+        if offset < 0:
+            while len(pending) > -offset:
+                self.update_ids_confirmed.append(pending.popleft()["update_id"])
+            return
+        while pending and pending[0]["update_id"] < offset:
+            self.update_ids_confirmed.append(pending.popleft()["update_id"])
+
+    def _drop_pending(self) -> None:
+        self.update_ids_dropped.extend(u["update_id"] for u in self._pending)
+        self._pending.clear()
+        self._redeliveries.clear()
+
+    def _take_batch(self, limit: int) -> list[JsonDict]:
+        batch: list[JsonDict] = []
+        while self._redeliveries and len(batch) < limit:
+            batch.append(self._redeliveries.popleft())
+        batch.extend(itertools.islice(self._pending, limit - len(batch)))
+        return batch
+
+    def enqueue_update(self, raw: JsonDict) -> JsonDict:
+        """Queue a hand-made (possibly malformed) update for ``getUpdates``.
+
+        Without ``update_id`` the next id is assigned; an explicit id is kept (ids below the queue head
+        are inserted in order). Callback query ids in it become answerable. Update kinds the bot did not
+        opt into via ``allowed_updates`` are not queued, like on Telegram (see ``update_ids_filtered``).
+        """
+        update = dict(raw)
+        if "update_id" not in update:
+            update["update_id"] = self._next_update_id
+        update_id = update["update_id"]
+        if isinstance(update_id, int):
+            self._next_update_id = max(self._next_update_id, update_id + 1)
+        query = update.get("callback_query")
+        if isinstance(query, dict) and isinstance(query.get("id"), str):
+            self._open_callback_queries.add(query["id"])
+        kind = _update_kind(update)
+        allowed = self._allowed_updates
+        if kind is not None and (kind not in allowed if allowed else kind in _OPT_IN_UPDATES):
+            self.update_ids_filtered.append(update_id)
+            return update
+        if self._pending and isinstance(update_id, int) and update_id < self._pending[-1]["update_id"]:
+            ordered = sorted([*self._pending, update], key=lambda u: int(u["update_id"]))
+            self._pending = deque(ordered)
+        else:
+            self._pending.append(update)
+        self._wake_pollers()
+        return update
+
+    def redeliver(self, update: JsonDict) -> JsonDict:
+        """Deliver ``update`` again with the same ``update_id``, even if the bot already confirmed it.
+
+        Telegram does this when an acknowledgement is lost (a crash between fetching and confirming, a
+        webhook answered too late); bots must process each update id only once.
+        """
+        again = copy.deepcopy(update)
+        self._redeliveries.append(again)
+        query = again.get("callback_query")
+        if isinstance(query, dict) and isinstance(query.get("id"), str):
+            self._open_callback_queries.add(query["id"])
+        self._wake_pollers()
+        return again
+
+    def user_sends_text(self, user: FakeUser, text: str) -> JsonDict:
+        """The user writes ``text`` in their private chat; commands get a ``bot_command`` entity.
+
+        The entity covers only the command word (``/start`` in ``/start abc``), as Telegram's does.
+        """
+        self._users[user.id] = user
+        message: JsonDict = {
+            "message_id": self._new_message_id(user.id),
+            "from": user.to_dict(),
+            "chat": user.private_chat(),
+            "date": int(time.time()),
+            "text": text,
+        }
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0] if text.strip() else text
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
+        self._user_messages[(user.id, message["message_id"])] = message
+        return self.enqueue_update({"message": message})
+
+    def user_presses_button(
+        self,
+        user: FakeUser,
+        message: Mapping[str, Any],
+        callback_data: str,
+        *,
+        require_button: bool = True,
+    ) -> JsonDict:
+        """The user presses an inline button under a bot ``message``.
+
+        The update carries the message as it is stored now (edits applied). With ``require_button`` the
+        message must currently show a button with that ``callback_data``; pass ``False`` to simulate
+        stale or forged data.
+        """
+        self._users[user.id] = user
+        chat_id = int(message["chat"]["id"])
+        current = self._messages.get((chat_id, int(message["message_id"]))) or dict(message)
+        if require_button:
+            keyboard = (current.get("reply_markup") or {}).get("inline_keyboard", [])
+            offered = [b.get("callback_data") for row in keyboard for b in row]
+            if callback_data not in offered:
+                raise AssertionError(
+                    f"message {current.get('message_id')} in chat {chat_id} shows no button with "
+                    f"callback_data {callback_data!r}; it offers {offered!r}"
+                )
+        query_id = str(next(self._callback_ids))
+        self._open_callback_queries.add(query_id)
+        query: JsonDict = {
+            "id": query_id,
+            "from": user.to_dict(),
+            "message": copy.deepcopy(current),
+            "chat_instance": str(-(abs(chat_id) * 1_000 + 7)),
+            "data": callback_data,
+        }
+        return self.enqueue_update({"callback_query": query})
+
+    @property
+    def pending_updates(self) -> list[JsonDict]:
+        """Updates queued and not yet confirmed by a ``getUpdates`` offset."""
+        return [*self._redeliveries, *self._pending]
+
+    # ------------------------------------------------------------------------------------- state helpers
+
+    def messages_to(self, chat_id: int) -> list[JsonDict]:
+        """The bot's messages in ``chat_id`` as they are now (edits applied, deletions gone), oldest first."""
+        ids = self._bot_message_ids.get(chat_id, [])
+        return [copy.deepcopy(m) for i in ids if (m := self._messages.get((chat_id, i))) is not None]
+
+    def sent_texts(self, chat_id: int) -> list[str]:
+        """Texts of :meth:`messages_to` (as displayed: markup parsed, edits applied)."""
+        return [str(m["text"]) for m in self.messages_to(chat_id) if "text" in m]
+
+    def requests_for(self, method: str) -> list[RecordedRequest]:
+        """All requests of ``method`` (case-insensitive), including rejected ones, in arrival order."""
+        return list(self._by_method.get(method.lower(), []))
+
+    def commands_for(
+        self, scope: Mapping[str, object] | None = None, language_code: str = ""
+    ) -> list[JsonDict]:
+        """Commands the bot set for ``scope`` (``None``: default scope) and ``language_code``."""
+        return list(self.commands.get((_scope_key(scope), language_code), []))
+
+    def assert_clean(self) -> None:
+        """Fail if the bot violated the spec or crashed the fake; call at the end of e2e tests."""
+        if self.violations or self.internal_errors:
+            raise AssertionError(
+                f"Bot API violations: {self.violations!r}; fake server errors: {self.internal_errors!r}"
+            )
+
+    # ------------------------------------------------------------------------------------------ waiting
+
+    async def wait_until(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109  a deadline that fails the test with a summary, by design
+    ) -> None:
+        """Wait until ``predicate()`` holds; it is re-checked after every request the server answers."""
+        await self._wait(lambda: True if predicate() else None, timeout, lambda: "condition never held")
+
+    async def wait_for_message(
+        self,
+        chat_id: int,
+        predicate: Callable[[JsonDict], bool] | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109  a deadline that fails the test with a summary, by design
+    ) -> JsonDict:
+        """The oldest message the bot sent to ``chat_id`` that no earlier call returned (and that matches).
+
+        Consuming instead of "next after now" means a reply that arrived before the test started waiting
+        is not missed. Returns a copy with the message's current state.
+        """
+
+        def find() -> JsonDict | None:
+            log = self._sent_log.get(chat_id, [])
+            consumed = self._consumed_messages.setdefault(chat_id, set())
+            cursor = self._message_cursor.get(chat_id, 0)
+            found = None
+            for message in itertools.islice(log, cursor, None):
+                if message["message_id"] not in consumed and (predicate is None or predicate(message)):
+                    consumed.add(message["message_id"])
+                    found = copy.deepcopy(message)
+                    break
+            while cursor < len(log) and log[cursor]["message_id"] in consumed:
+                cursor += 1
+            self._message_cursor[chat_id] = cursor
+            return found
+
+        def describe() -> str:
+            texts = [m.get("text", m.get("caption")) for m in self._sent_log.get(chat_id, [])]
+            return (
+                f"no {'matching ' if predicate else ''}new message to chat {chat_id}; it received {texts!r}"
+            )
+
+        return await self._wait(find, timeout, describe)
+
+    async def wait_for_request(
+        self,
+        method: str,
+        predicate: Callable[[RecordedRequest], bool] | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109  a deadline that fails the test with a summary, by design
+    ) -> RecordedRequest:
+        """The oldest answered request of ``method`` that no earlier call returned (and that matches)."""
+        key = method.lower()
+
+        def find() -> RecordedRequest | None:
+            records = self._by_method.get(key, [])
+            cursor = self._request_cursor.get(key, 0)
+            found = None
+            for record in itertools.islice(records, cursor, None):
+                if record.status is None or record.seq in self._consumed_requests:
+                    continue
+                if predicate is None or predicate(record):
+                    self._consumed_requests.add(record.seq)
+                    found = record
+                    break
+            while cursor < len(records) and records[cursor].seq in self._consumed_requests:
+                cursor += 1
+            self._request_cursor[key] = cursor
+            return found
+
+        def describe() -> str:
+            seen = [(r.params, r.status) for r in self._by_method.get(key, [])][-10:]
+            return f"no {'matching ' if predicate else ''}new {method} request; last ones: {seen!r}"
+
+        return await self._wait(find, timeout, describe)
+
+    async def _wait(self, find: Callable[[], _T | None], seconds: float, describe: Callable[[], str]) -> _T:
+        """Re-run ``find`` after every answered request until it returns something or time runs out."""
+        try:
+            async with asyncio.timeout(seconds), self._activity:
+                while (found := find()) is None:
+                    await self._activity.wait()
+                return found
+        except TimeoutError:
+            raise AssertionError(f"timed out after {seconds}s: {describe()}\n{self._summary()}") from None
+
+    def _summary(self) -> str:
+        recent = ", ".join(f"{r.method}->{r.status}" for r in self.requests[-15:])
+        return (
+            f"requests so far: {len(self.requests)} (last: {recent}); "
+            f"pending updates: {len(self._pending)}; violations: {self.violations!r}; "
+            f"internal errors: {self.internal_errors!r}"
+        )
+
+
+class FakeBotApiThread:
+    """Runs a :class:`FakeBotApi` on its own event loop in a background thread.
+
+    For bots in a subprocess (the test's loop is not the bot's) and for benchmarks (the fake's work must
+    not compete with the bot's loop). Server helpers are not thread-safe: run them through :meth:`call`
+    (plain functions) or :meth:`run` (coroutines such as ``wait_for_message``).
+    """
+
+    def __init__(self, token: str = DEFAULT_TOKEN, **kwargs: Any) -> None:
+        """Arguments are those of :class:`FakeBotApi`; nothing starts until :meth:`start`."""
+        self._token = token
+        self._kwargs = kwargs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: FakeBotApi | None = None
+
+    @property
+    def server(self) -> FakeBotApi:
+        """The running server; read its state through :meth:`call` while it runs."""
+        if self._server is None:
+            raise RuntimeError("FakeBotApiThread is not started")
+        return self._server
+
+    @property
+    def url(self) -> str:
+        """Root URL of the running server."""
+        return self.server.url
+
+    def start(self, timeout: float = 10.0) -> FakeBotApi:
+        """Start the loop thread and the server; returns once it accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("FakeBotApiThread already started")
+        ready: concurrent.futures.Future[FakeBotApi] = concurrent.futures.Future()
+        loop = asyncio.new_event_loop()
+
+        def main() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                server = FakeBotApi(self._token, **self._kwargs)
+                loop.run_until_complete(server.start())
+            except BaseException as exc:
+                ready.set_exception(exc)
+                loop.close()
+                return
+            ready.set_result(server)
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=main, name="FakeBotApi", daemon=True)
+        self._thread.start()
+        try:
+            self._server = ready.result(timeout)
+        except BaseException:
+            self._thread.join(timeout)
+            self._thread = self._loop = None
+            raise
+        return self._server
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server, the loop and the thread; safe to call twice."""
+        if self._thread is None or self._loop is None:
+            return
+        try:
+            if self._server is not None:
+                self.run(self._server.stop(), timeout)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+            self._thread = self._loop = None
+
+    def call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run a synchronous ``fn(*args)`` on the server's loop (thread-safe) and return its result."""
+        loop = self._require_loop()
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def invoke() -> None:
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(invoke)
+        return future.result()
+
+    def run(self, coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
+        """Run a coroutine (e.g. ``server.wait_for_message(...)``) on the server's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self._require_loop()).result(timeout)
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("FakeBotApiThread is not started")
+        return self._loop
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
