@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Coroutine
 from typing import Any
 
@@ -36,6 +37,9 @@ from surveys.loader import load_builtin_survey
 from surveys.texts import load_catalogue
 
 log = logging.getLogger(__name__)
+
+FAILPOINT_VARIABLE = "KUNDENPULS_FAILPOINT"
+HOLD_UPDATES = "hold-updates"
 
 
 def build_application(settings: Settings, services: Services) -> BotApplication:
@@ -128,7 +132,11 @@ class KundenpulsBot:
             name="survey-sweep",
             job_kwargs={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
-        self._spawn(self.worker.run(), "update-worker")
+        if os.environ.get(FAILPOINT_VARIABLE) == HOLD_UPDATES:
+            # Crash tests: store and acknowledge updates but never handle them, then kill the process.
+            log.warning("%s=%s: updates are stored but not handled", FAILPOINT_VARIABLE, HOLD_UPDATES)
+        else:
+            self._spawn(self.worker.run(), "update-worker")
         self._spawn(self.sender.run(), "outbox-sender")
         self._spawn(self.poller.run(), "poller")
         self.ready = True

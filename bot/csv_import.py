@@ -88,7 +88,20 @@ class _LineReader(Protocol):
 
 
 class CsvFileError(Exception):
-    """The file as a whole cannot be imported (unreadable, wrong encoding, bad header); nothing was read."""
+    """The file as a whole cannot be imported (unreadable, not UTF-8, empty, bad header).
+
+    Raised before anything is stored, except for a CSV syntax error the csv module only finds mid-file
+    (such as a cell over its size limit): then the rows before it are committed and the message says so.
+    """
+
+
+class _UnreadableRow(Exception):
+    """The csv module gave up at ``line``; the import stops there."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(problem)
+        self.line = line
+        self.problem = problem
 
 
 def import_purchases(
@@ -123,15 +136,25 @@ def import_purchases(
         ) as progress:
             task = progress.add_task(f"Importing {escape(path.name)}", total=max(physical_lines - 1, 0))
             batch: list[tuple[int, PurchaseReport]] = []
-            for line, outcome in _rows(reader, header, settings):
-                progress.update(task, completed=reader.line_num - 1)
-                if isinstance(outcome, RejectedRow):
-                    summary.rejected.append(outcome)
-                    continue
-                batch.append((line, outcome))
-                if len(batch) >= BATCH_SIZE:
-                    _record_batch(batch, engine=engine, settings=settings, summary=summary)
-                    batch = []
+            try:
+                for line, outcome in _rows(reader, header, settings):
+                    progress.update(task, completed=reader.line_num - 1)
+                    if isinstance(outcome, RejectedRow):
+                        summary.rejected.append(outcome)
+                        continue
+                    batch.append((line, outcome))
+                    if len(batch) >= BATCH_SIZE:
+                        _record_batch(batch, engine=engine, settings=settings, summary=summary)
+                        batch = []
+            except _UnreadableRow as broken:
+                # The rows before the broken one are fine; keep them, so fixing the file and re-running
+                # only adds what is missing.
+                _record_batch(batch, engine=engine, settings=settings, summary=summary)
+                raise CsvFileError(
+                    f"{path} line {broken.line} cannot be read as CSV ({broken.problem}); often a double "
+                    f"quote that is never closed. The rows before it were imported "
+                    f"({summary.imported} new); fix the file and import it again (imported rows are skipped)."
+                ) from None
             _record_batch(batch, engine=engine, settings=settings, summary=summary)
             progress.update(task, completed=max(physical_lines - 1, 0))
     summary.rejected.sort(key=lambda rejected: rejected.line)
@@ -262,7 +285,7 @@ def _rows(
         except StopIteration:
             return
         except csv.Error as error:
-            raise CsvFileError(f"line {start_line} cannot be read as CSV: {error}") from None
+            raise _UnreadableRow(start_line, str(error)) from None
         # The reader knows where the row ended; a quoted field with newlines spans several lines.
         line_num = reader.line_num
         if not any(cell.strip() for cell in cells):

@@ -294,6 +294,17 @@ class TestFileErrors:
         with pytest.raises(CsvFileError, match="Excel workbook"):
             run(path, engine, settings)
 
+    def test_unreadable_row_mid_file_stops_but_keeps_the_rows_before_it(
+        self, tmp_path: Path, engine: Engine, settings: Settings
+    ) -> None:
+        """A never-closed quote swallowing the rest of the file stops at its line; earlier rows are kept."""
+        swallowed = "\n".join(f"B-{number};c-{number};{'x' * 100}" for number in range(2000))
+        path = write(tmp_path, f'order_id;customer_id;name\nA-1;c-1;Anna\nA-2;c-2;"Bob\n{swallowed}\n')
+        with pytest.raises(CsvFileError, match="line 3 cannot be read as CSV") as raised:
+            run(path, engine, settings)
+        assert "The rows before it were imported (1 new)" in str(raised.value)
+        assert count(engine, Purchase) == 1
+
     def test_missing_file_is_a_file_error(self, tmp_path: Path, engine: Engine, settings: Settings) -> None:
         """A path that does not exist is reported as unreadable, not as a traceback."""
         with pytest.raises(CsvFileError, match="cannot read"):

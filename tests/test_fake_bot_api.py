@@ -236,7 +236,7 @@ async def test_wrong_token_is_refused_with_401(api: FakeBotApi) -> None:
     with pytest.raises(InvalidToken):
         async with Bot("999:wrong", base_url=api.base_url):
             pass
-    assert api.requests == []
+    assert [(r.method, r.status) for r in api.requests] == [("getMe", 401)]
 
 
 async def test_send_message_returns_and_stores_a_full_message(api: FakeBotApi, bot: Bot) -> None:
@@ -300,6 +300,36 @@ async def test_methods_without_dedicated_handler_answer_true(api: FakeBotApi, bo
     assert await bot.send_chat_action(ERIKA.id, "typing") is True
     assert await bot.set_my_description("Kundenpuls") is True
     assert [r.method for r in api.requests[1:]] == ["sendChatAction", "setMyDescription"]
+
+
+async def test_ptb_uploads_and_media_messages_are_stored(api: FakeBotApi, bot: Bot) -> None:
+    """PTB's multipart upload is read and media methods answer real Messages that PTB parses."""
+    document = await bot.send_document(
+        ERIKA.id, b"%PDF-1.4", filename="rechnung.pdf", caption="<i>Rechnung</i>", parse_mode="HTML"
+    )
+    photo = await bot.send_photo(ERIKA.id, "AgACAgIAAxkBAAIBfake", caption="Foto")
+    copied = await bot.copy_message(JOHN.id, ERIKA.id, photo.message_id)
+    assert document.caption == "Rechnung"
+    assert document.caption_entities[0].type == "italic"
+    assert (document.message_id, photo.message_id, copied.message_id) == (1, 2, 1)
+    upload = api.requests_for("sendDocument")[0].params["document"]
+    assert getattr(upload, "filename", None) == "rechnung.pdf"
+    assert getattr(upload, "size", None) == 8
+    assert [m.get("caption") for m in api.messages_to(ERIKA.id)] == ["Rechnung", "Foto"]
+    assert api.violations == []
+
+
+async def test_strict_mode_refuses_to_message_users_first() -> None:
+    """With strict_private_chats a bot cannot write to a user who never contacted it, like on Telegram."""
+    async with (
+        FakeBotApi(strict_private_chats=True) as server,
+        Bot(server.token, base_url=server.base_url) as client,
+    ):
+        with pytest.raises(Forbidden, match="can't initiate conversation"):
+            await client.send_message(ERIKA.id, "Umfrage")
+        server.user_sends_text(ERIKA, "/start")
+        await client.send_message(ERIKA.id, "Umfrage")
+        assert server.sent_texts(ERIKA.id) == ["Umfrage"]
 
 
 async def test_json_and_multipart_bodies_are_accepted(api: FakeBotApi) -> None:
@@ -587,12 +617,14 @@ async def test_fail_method_fails_only_the_next_call(api: FakeBotApi, bot: Bot) -
 
 
 async def test_outage_answers_502_to_everything(api: FakeBotApi, bot: Bot) -> None:
-    """set_unavailable simulates Telegram's front end failing; PTB raises NetworkError."""
+    """set_unavailable answers nginx's 502 (PTB: NetworkError) and still records the attempts."""
     api.set_unavailable(True)
     with pytest.raises(NetworkError, match="Bad Gateway"):
         await bot.send_message(ERIKA.id, "Hallo")
     api.set_unavailable(False)
     await bot.send_message(ERIKA.id, "Hallo")
+    assert [r.status for r in api.requests_for("sendMessage")] == [502, 200]
+    assert api.sent_texts(ERIKA.id) == ["Hallo"]
 
 
 # ------------------------------------------------------------------------------------------- waiting
@@ -699,7 +731,7 @@ async def test_polling_application_completes_a_conversation(api: FakeBotApi) -> 
 def test_thread_runner_serves_a_bot_on_another_loop() -> None:
     """FakeBotApiThread serves bots on other loops; call() and run() reach its state safely."""
 
-    async def talk(server_url: str, token: str) -> str:
+    async def talk(server_url: str, token: str) -> str | None:
         async with Bot(token, base_url=f"{server_url}/bot") as client:
             (update,) = await client.get_updates(timeout=5)
             assert update.message is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -248,8 +249,9 @@ class TestStartup:
         app = build_http_app(
             engine=engine, settings=make_settings(engine), bot_username=lambda: None, is_ready=lambda: False
         )
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match=r"(?i)address already in use") as raised:
             await start_http_server(app, host="127.0.0.1", port=taken)
+        assert raised.value.errno == errno.EADDRINUSE
 
     async def test_healthz_is_503_until_ready_then_200(self, api: Api) -> None:
         """/healthz reports starting (503) until the bot is ready, then ok (200)."""

@@ -392,14 +392,12 @@ class FakeBotApi:
         return params
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if self._unavailable:
-            return web.Response(status=502, body=_BAD_GATEWAY_HTML, content_type="text/html")
-        if request.match_info["token"] != self.token:
-            return _json_response(401, _error_body(401, "Unauthorized"))
-        raw_method = request.match_info["method"]
-        key = raw_method.lower()
+        key = request.match_info["method"].lower()
         method_spec = self.spec.method(key) if self.spec is not None else None
-        name = method_spec.name if method_spec is not None else self._canonical_names.get(key, raw_method)
+        if method_spec is not None:
+            name = method_spec.name
+        else:
+            name = self._canonical_names.get(key, request.match_info["method"])
         record = RecordedRequest(name, {}, time.monotonic(), next(self._seq))
         self.requests.append(record)
         self._by_method.setdefault(name.lower(), []).append(record)
@@ -413,49 +411,71 @@ class FakeBotApi:
             self.internal_errors.append(f"{name}: {exc!r}")
             status, body = 500, _error_body(500, f"Internal Server Error: {exc!r}")
         record.status = status
-        if not body.get("ok"):
+        if body is None:
+            record.error = "502 Bad Gateway"
+        elif not body.get("ok"):
             record.error = str(body.get("description"))
         await self._notify()
+        if body is None:
+            return web.Response(status=502, body=_BAD_GATEWAY_HTML, content_type="text/html")
         return _json_response(status, body)
 
     async def _process(
         self, request: web.Request, record: RecordedRequest, key: str, *, known: bool
-    ) -> tuple[int, JsonDict]:
+    ) -> tuple[int, JsonDict | None]:
+        """Decode, check and answer one request; ``None`` as body means the HTML 502 page.
+
+        Requests refused for outage or a wrong token are still recorded (with decoded parameters), so
+        tests can count a bot's retries during an outage and see which token it used.
+        """
         try:
             raw = await self._read_params(request)
         except (ValueError, _ApiError) as exc:
             return 400, _error_body(400, f"Bad Request: can't parse request body: {exc}")
-        if self.spec is not None:
-            record.params = self.spec.decode_params(key, raw)
+        spec = self.spec
+        record.params = spec.decode_params(key, raw) if spec is not None else decode_without_spec(raw)
+        if self._unavailable:
+            return 502, None
+        if request.match_info["token"] != self.token:
+            return 401, _error_body(401, "Unauthorized")
+        if spec is not None:
             if not known:
-                message = f"{record.method}: unknown method '{record.method}'"
-                self.violations.append(message)
+                self.violations.append(f"{record.method}: unknown method '{record.method}'")
                 # Telegram answers unknown methods with 404, which PTB maps to EndPointNotFound.
                 return 404, _error_body(404, "Not Found")
-            problems = self.spec.validate(key, record.params)
+            problems = spec.validate(key, record.params)
             if problems:
                 self.violations.extend(problems)
                 details = "; ".join(p.split(": ", 1)[1] for p in problems)
                 return 400, _error_body(400, f"Bad Request: {details}")
-        else:
-            record.params = decode_without_spec(raw)
         try:
             self._inject_failure(key, record.params)
             handler = self._handlers.get(key)
-            result = (
-                await handler(record.params) if handler is not None else self._default_result(key, record)
-            )
+            if handler is not None:
+                result = await handler(record.params)
+            else:
+                result = self._default_result(key, record.params)
         except _ApiError as error:
             return error.error_code, _error_body(error.error_code, error.description, error.retry_after)
         return 200, {"ok": True, "result": result}
 
-    def _default_result(self, key: str, record: RecordedRequest) -> object:
-        """Plausible answer for methods without a dedicated handler, shaped by the spec's return type."""
+    def _default_result(self, key: str, params: dict[str, object]) -> object:
+        """Plausible answer for methods without a dedicated handler, shaped by the spec's return type.
+
+        New messages (``sendPhoto``, ``copyMessage``...) are stored like ``sendMessage``'s; other edits
+        (``Message or Boolean``) return the stored message; arrays are empty; everything else is ``true``.
+        """
         returns: tuple[str, ...] = ()
         if self.spec is not None and (method_spec := self.spec.method(key)) is not None:
             returns = method_spec.returns
-        if returns == ("Message",) or (returns and returns[0] == "Message" and "chat_id" in record.params):
-            return self._store_bot_message(record.params, {})
+        if returns == ("Message",) and "chat_id" in params:
+            return self._store_bot_message(params, {})
+        if returns == ("MessageId",) and "chat_id" in params:
+            return {"message_id": self._store_bot_message(params, {})["message_id"]}
+        chat_id, message_id = params.get("chat_id"), params.get("message_id")
+        if returns and returns[0] == "Message" and isinstance(chat_id, int) and isinstance(message_id, int):
+            message = self._messages.get((chat_id, message_id))
+            return copy.deepcopy(message) if message is not None else True
         if returns and returns[0].startswith("Array of"):
             return []
         return True
