@@ -73,7 +73,7 @@ def _check_survey(path: Path, console: Console) -> int:
     try:
         survey = load_survey(path)
     except SurveyFileError as error:
-        console.print(str(error), markup=False, highlight=False)
+        console.print(str(error), markup=False, highlight=False, soft_wrap=True)
         return EXIT_FAILED
     console.print(
         f"{path}: OK — survey '{survey.id}' version {survey.version}, {len(survey.questions)} questions"
@@ -104,7 +104,7 @@ def _import(settings: Settings, path: Path, console: Console) -> int:
         upgrade_database(engine)
         summary = import_purchases(path, engine=engine, settings=settings, console=console)
     except CsvFileError as error:
-        console.print(f"kundenpuls import: {error}", markup=False, highlight=False)
+        console.print(f"kundenpuls import: {error}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_FAILED
     finally:
         engine.dispose()

@@ -143,7 +143,7 @@ class TestCrashRecovery:
     async def test_update_acknowledged_but_not_handled_survives_sigkill(
         self, database_url: str, tmp_path: Path
     ) -> None:
-        """An answer Telegram already handed over (offset confirmed) is handled after a crash, exactly once."""
+        """An answer Telegram already handed over (offset confirmed) is handled after a crash, once."""
         async with FakeBotApi(token=TOKEN) as api:
             bot = BotProcess(api, database_url, tmp_path)
             async with bot.running(**{FAILPOINT_VARIABLE: HOLD_UPDATES}):

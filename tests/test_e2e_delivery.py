@@ -29,7 +29,7 @@ class TestBlockedCustomer:
     async def test_blocked_customer_is_marked_and_not_retried_until_they_write(
         self, database_url: str
     ) -> None:
-        """A 403 'blocked' holds the survey (one attempt only) while others are served; writing again resumes it."""
+        """A 403 'blocked' holds the survey after one attempt, others are served, writing again resumes it."""
         async with running_bot(database_url) as env:
             env.api.user_sends_text(ANNA, "/start")
             await env.api.wait_for_message(ANNA.id)
@@ -121,7 +121,7 @@ class TestTelegramTrouble:
             assert len([m for m in env.api.messages_to(ANNA.id) if "reply_markup" in m]) == 1
 
     async def test_outage_delays_alerts_but_never_loses_or_doubles_them(self, database_url: str) -> None:
-        """While the Bot API answers 502, the alert waits in the outbox; afterwards it arrives exactly once."""
+        """While the Bot API answers 502 the alert waits in the outbox; then it arrives exactly once."""
         async with running_bot(database_url) as env:
             question = await env.customer_with_survey(ANNA)
             env.api.fail_method("sendMessage", 502, "Bad Gateway", times=3)

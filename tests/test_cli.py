@@ -1,0 +1,99 @@
+"""The ``kundenpuls`` command as a person uses it: exit codes and the lines they read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bot.cli`` in a clean environment (no developer .env, no token)."""
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
+    return subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+class TestRun:
+    def test_without_token_exits_2_with_one_line_about_botfather(self, tmp_path: Path) -> None:
+        """``kundenpuls run`` without a token says where to get one and where to put it."""
+        result = run_cli("run", cwd=tmp_path)
+        assert result.returncode == 2
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1
+        assert "@BotFather" in lines[0] and "TELEGRAM_BOT_TOKEN" in lines[0] and ".env" in lines[0]
+
+    def test_wrong_setting_stops_the_start(self, tmp_path: Path) -> None:
+        """A wrong value is named with what is allowed, and nothing starts."""
+        result = run_cli("run", cwd=tmp_path, env={"TELEGRAM_BOT_TOKEN": "1:a", "SURVEY_DELAY": "soon"})
+        assert result.returncode == 2
+        assert "SURVEY_DELAY (got 'soon')" in result.stderr
+
+    def test_token_is_never_logged(self, tmp_path: Path) -> None:
+        """Even when Telegram is unreachable, the token does not appear in the output."""
+        token = "987654:SECRET_token_value"
+        result = run_cli(
+            "run",
+            cwd=tmp_path,
+            env={
+                "TELEGRAM_BOT_TOKEN": token,
+                "TELEGRAM_API_URL": "http://127.0.0.1:9",
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
+                "HTTP_PORT": "0",
+            },
+        )
+        assert result.returncode != 0
+        assert "SECRET_token_value" not in result.stdout + result.stderr
+
+
+class TestDatabase:
+    def test_db_upgrade_creates_the_schema(self, tmp_path: Path) -> None:
+        """``kundenpuls db upgrade`` migrates an empty database and is safe to repeat."""
+        env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}"}
+        first = run_cli("db", "upgrade", cwd=tmp_path, env=env)
+        assert first.returncode == 0, first.stderr
+        second = run_cli("db", "upgrade", cwd=tmp_path, env=env)
+        assert second.returncode == 0
+        assert "revision 0001" in second.stderr
+
+
+class TestSurveysCheck:
+    def test_shipped_survey_is_valid(self, tmp_path: Path) -> None:
+        """The survey that ships with the bot passes the check."""
+        result = run_cli(
+            "surveys", "check", str(REPO / "surveys/definitions/post_purchase.yaml"), cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        assert "OK" in result.stderr
+
+    def test_broken_survey_names_file_question_and_field(self, tmp_path: Path) -> None:
+        """A broken file fails with the file, the question and the field in the message."""
+        broken = tmp_path / "broken.yaml"
+        broken.write_text(
+            "id: broken\nversion: 1\nintro: {de: Hallo, en: Hello}\nthanks: {de: Danke, en: Thanks}\n"
+            "questions:\n  - id: nps\n    type: nps\n    text: {de: Wie wahrscheinlich}\n",
+            encoding="utf-8",
+        )
+        result = run_cli("surveys", "check", str(broken), cwd=tmp_path)
+        assert result.returncode == 1
+        assert "broken.yaml" in result.stderr and "'nps'" in result.stderr and "en" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["frobnicate"], []])
+def test_unknown_command_is_a_usage_error(args: list[str], tmp_path: Path) -> None:
+    """A mistyped command prints usage and exits 2."""
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "usage: kundenpuls" in result.stderr
