@@ -44,6 +44,8 @@ HOLD_UPDATES = "hold-updates"
 
 def build_application(settings: Settings, services: Services) -> BotApplication:
     """Build the python-telegram-bot Application with every handler registered in one place."""
+    # Opt into PTB's timedelta durations now (its int durations are deprecated and warn on every 429).
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     builder = (
         Application.builder()
         .token(settings.token)

@@ -40,6 +40,9 @@ SURVEY_ID: Final = "post_purchase"
 MAX_BODY_BYTES: Final = 64 * 1024
 STARTING_RETRY_AFTER_SECONDS: Final = 5
 _READ_CHUNK_BYTES: Final = 8 * 1024
+# Recording runs in the loop's default thread pool, which the bot shares; a burst of reports must not take
+# every thread (and database connection) while the bot's own work waits behind it.
+MAX_CONCURRENT_RECORDS: Final = 4
 
 
 class _Reject(Exception):
@@ -90,6 +93,7 @@ class _PurchaseApi:
         self._on_purchase_recorded = on_purchase_recorded
         self._new_orders = 0
         self._known_orders = 0
+        self._record_slots = asyncio.Semaphore(MAX_CONCURRENT_RECORDS)
 
     async def healthz(self, _request: web.Request) -> web.Response:
         """Report readiness so a load balancer or compose healthcheck waits until the bot can take work."""
@@ -115,7 +119,8 @@ class _PurchaseApi:
             log.info("purchase API answered %d", reject.status)
             return reject.response()
 
-        recorded = await asyncio.to_thread(self._record, report)
+        async with self._record_slots:
+            recorded = await asyncio.to_thread(self._record, report)
         if recorded.created:
             self._new_orders += 1
             log.info("purchase API recorded a new order (%d new since start)", self._new_orders)

@@ -34,10 +34,14 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     """
     url = normalize_database_url(url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = sa.create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(
+            url, echo=echo, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
+        )
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return sa.create_engine(
+        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=5, max_overflow=5
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -39,39 +39,50 @@ def record_purchase(
     """Store a purchase and schedule its survey, or return what was stored for a known ``order_id``.
 
     The insert runs in a savepoint: when another request or replica stored the same order a moment
-    earlier, the unique constraint stops the second copy and we answer with the first one.
+    earlier, the unique constraint stops the second copy and we answer with the first one. When the
+    collision was on the customer (two new orders of one new customer at once), the customer exists now
+    and a second try succeeds.
     """
-    existing = _existing(session, report.order_id)
-    if existing is not None:
-        return existing
-    try:
-        with session.begin_nested():
-            customer = _upsert_customer(session, report)
-            purchased_at = report.purchased_at or utcnow()
-            purchase = Purchase(
-                order_id=report.order_id,
-                customer_id=_id(customer.id),
-                amount=report.amount,
-                currency=report.currency,
-                purchased_at=purchased_at,
-                source=source,
-                link_token=new_link_token(),
-            )
-            session.add(purchase)
-            session.flush()
-            delivery = SurveyDelivery(
-                purchase_id=_id(purchase.id),
-                customer_id=_id(customer.id),
-                survey_id=survey_id,
-                due_at=purchased_at + survey_delay,
-            )
-            session.add(delivery)
-            session.flush()
-    except IntegrityError:
+    for attempt in range(2):
         existing = _existing(session, report.order_id)
-        if existing is None:
-            raise
-        return existing
+        if existing is not None:
+            return existing
+        try:
+            return _insert(session, report, survey_id=survey_id, survey_delay=survey_delay, source=source)
+        except IntegrityError:
+            existing = _existing(session, report.order_id)
+            if existing is not None:
+                return existing
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _insert(
+    session: Session, report: PurchaseReport, *, survey_id: str, survey_delay: timedelta, source: str
+) -> RecordedPurchase:
+    with session.begin_nested():
+        customer = _upsert_customer(session, report)
+        purchased_at = report.purchased_at or utcnow()
+        purchase = Purchase(
+            order_id=report.order_id,
+            customer_id=_id(customer.id),
+            amount=report.amount,
+            currency=report.currency,
+            purchased_at=purchased_at,
+            source=source,
+            link_token=new_link_token(),
+        )
+        session.add(purchase)
+        session.flush()
+        delivery = SurveyDelivery(
+            purchase_id=_id(purchase.id),
+            customer_id=_id(customer.id),
+            survey_id=survey_id,
+            due_at=purchased_at + survey_delay,
+        )
+        session.add(delivery)
+        session.flush()
     return RecordedPurchase(
         customer_id=customer.external_id,
         order_id=purchase.order_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -84,16 +85,37 @@ def button(message: dict[str, Any], text: str) -> str:
     raise AssertionError(f"no button {text!r} under message: {message.get('text')!r}")
 
 
+class _ErrorLog(logging.Handler):
+    """Collects ERROR records: an end-to-end run that logged an error has hidden a failure."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @asynccontextmanager
 async def running_bot(database_url: str, **overrides: Any) -> AsyncIterator[RunningBot]:
-    """Start the fake server and the bot; stop both and check every request against the spec."""
-    async with FakeBotApi(token=TOKEN) as api:
-        settings = make_settings(database_url, api.url, **overrides)
-        bot = KundenpulsBot(settings)
-        await bot.start()
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot.http_port}") as http:
-                yield RunningBot(api=api, bot=bot, http=http, engine=bot.engine)
-        finally:
-            await bot.stop()
-        api.assert_clean()
+    """Start the fake server and the bot; stop both, check every request against the spec, and fail
+    if the bot logged an error."""
+    errors = _ErrorLog()
+    watched = [logging.getLogger(name) for name in ("bot", "handlers", "storage", "telegram")]
+    for logger in watched:
+        logger.addHandler(errors)
+    try:
+        async with FakeBotApi(token=TOKEN) as api:
+            settings = make_settings(database_url, api.url, **overrides)
+            bot = KundenpulsBot(settings)
+            await bot.start()
+            try:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot.http_port}") as http:
+                    yield RunningBot(api=api, bot=bot, http=http, engine=bot.engine)
+            finally:
+                await bot.stop()
+            api.assert_clean()
+    finally:
+        for logger in watched:
+            logger.removeHandler(errors)
+    assert not errors.records, [f"{r.name}: {r.getMessage()}" for r in errors.records]

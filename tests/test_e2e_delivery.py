@@ -117,7 +117,11 @@ class TestTelegramTrouble:
             ben_question = await env.customer_with_survey(BEN, order_id="B-1")
             assert ben_question
             question = await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
-            assert question
+            attempts = [r for r in env.api.requests_for("sendMessage") if r.params.get("chat_id") == ANNA.id]
+            refused, delivered = attempts[-2], attempts[-1]
+            assert (refused.status, delivered.status) == (429, 200)
+            assert delivered.time - refused.time >= 1.0  # waited for retry_after
+            assert question["message_id"] == env.api.messages_to(ANNA.id)[-1]["message_id"]
             assert len([m for m in env.api.messages_to(ANNA.id) if "reply_markup" in m]) == 1
 
     async def test_outage_delays_alerts_but_never_loses_or_doubles_them(self, database_url: str) -> None:

@@ -200,17 +200,9 @@ class TestRecording:
         assert api.wakeups == 1
 
     async def test_concurrent_orders_of_one_new_customer_are_all_recorded(
-        self, api: Api, engine: Engine, request: pytest.FixtureRequest
+        self, api: Api, engine: Engine
     ) -> None:
         """Ten simultaneous new orders of one not-yet-known customer are all stored, under one customer."""
-        if engine.dialect.name == "postgresql":
-            request.applymarker(
-                pytest.mark.xfail(
-                    reason="storage.purchases.record_purchase does not retry when a concurrent transaction "
-                    "inserts the same new customer first (customers.external_id conflict -> 500)",
-                    strict=False,
-                )
-            )
         responses = await asyncio.gather(*(api.post(purchase(order_id=f"A-{n}")) for n in range(10)))
         assert sorted(response.status_code for response in responses) == [201] * 10
         assert count(engine, SurveyDelivery) == 10

@@ -86,6 +86,18 @@ _BAD_GATEWAY_HTML = (
 )
 # Update kinds Telegram withholds unless a bot asks for them in allowed_updates.
 _OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+# Return types of common message methods, for when api.json is missing and cannot tell.
+_NO_SPEC_RETURNS: dict[str, tuple[str, ...]] = {
+    **{
+        name.lower(): ("Message",)
+        for name in (
+            "sendPhoto", "sendDocument", "sendAudio", "sendVideo", "sendAnimation", "sendVoice",
+            "sendVideoNote", "sendSticker", "sendLocation", "sendVenue", "sendContact", "sendPoll",
+            "sendDice", "forwardMessage",
+        )
+    },
+    "copymessage": ("MessageId",),
+}  # fmt: skip
 # Methods that fail_chat() affects: everything that puts something into (or changes it in) the chat.
 _CHAT_WRITE_PREFIXES = ("send", "edit", "copy", "forward")
 
@@ -465,7 +477,7 @@ class FakeBotApi:
         New messages (``sendPhoto``, ``copyMessage``...) are stored like ``sendMessage``'s; other edits
         (``Message or Boolean``) return the stored message; arrays are empty; everything else is ``true``.
         """
-        returns: tuple[str, ...] = ()
+        returns: tuple[str, ...] = _NO_SPEC_RETURNS.get(key, ())
         if self.spec is not None and (method_spec := self.spec.method(key)) is not None:
             returns = method_spec.returns
         if returns == ("Message",) and "chat_id" in params:
