@@ -80,3 +80,14 @@ def engine(database_url: str) -> Iterator[Engine]:
     upgrade_database(db_engine)
     yield db_engine
     db_engine.dispose()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say up front whether the Bot API spec checks and the PostgreSQL variants will run."""
+    from tests.fakes.bot_api_spec import find_spec_path
+
+    spec = find_spec_path()
+    return [
+        f"Bot API spec: {spec}" if spec else "Bot API spec: MISSING - requests are not checked against it",
+        f"PostgreSQL: {postgres_unavailable_reason() or make_url(postgres_base_url()).render_as_string()}",
+    ]
