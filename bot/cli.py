@@ -113,7 +113,7 @@ def _import(settings: Settings, path: Path, console: Console) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from telegram.error import InvalidToken
+    from telegram.error import InvalidToken, TelegramError
 
     try:
         asyncio.run(_serve(settings))
@@ -124,6 +124,13 @@ def _run(settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    except TelegramError as error:
+        print(
+            f"kundenpuls: could not reach the Bot API at {settings.telegram_api_url} ({error}). "
+            "Check TELEGRAM_API_URL and the network.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     except OSError as error:
         print(f"kundenpuls: could not start: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+import sqlalchemy as sa
+from sqlmodel import col, select
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, filters
 
 from handlers import customers, messages
 from handlers.context import BotContext
+from storage.models import Customer, SurveyDelivery
 from surveys.languages import normalize_language
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -108,19 +111,13 @@ async def language_chosen(update: Update, context: BotContext) -> None:
 
 def _relanguage_unstarted_surveys(context: BotContext, telegram_user_id: int) -> None:
     """Forget the language fixed for surveys that have not started, so they follow the new choice."""
-    import sqlalchemy as sa
-    from sqlmodel import col, select
-
-    from storage.models import Customer, DeliveryStatus, SurveyDelivery
-
-    customer_ids = select(Customer.id).where(Customer.telegram_user_id == telegram_user_id)
+    customer_ids = select(Customer.id).where(col(Customer.telegram_user_id) == telegram_user_id)
     context.session.execute(
         sa.update(SurveyDelivery)
         .where(col(SurveyDelivery.customer_id).in_(customer_ids))
         .where(col(SurveyDelivery.started_at).is_(None))
         .values(language=None)
     )
-    _ = DeliveryStatus
 
 
 HANDLERS = [

@@ -54,7 +54,9 @@ class TestRun:
                 "HTTP_PORT": "0",
             },
         )
-        assert result.returncode != 0
+        assert result.returncode == 1
+        assert "could not reach the Bot API at http://127.0.0.1:9" in result.stderr
+        assert "Traceback" not in result.stderr
         assert "SECRET_token_value" not in result.stdout + result.stderr
 
 

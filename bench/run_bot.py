@@ -1,0 +1,140 @@
+"""Kundenpuls with instruments: ``kundenpuls run`` plus database statement counts and an optional profile.
+
+Bench-only entry point, started by ``survey_throughput.py`` as a subprocess (``PYTHONPATH`` = the
+repository). It builds ``KundenpulsBot(load_settings())`` and runs it exactly like ``bot/cli.py``'s
+``_serve`` does; the only additions are measurement hooks, so the numbers describe the real bot:
+
+- An SQLAlchemy ``before_cursor_execute`` / ``after_cursor_execute`` listener on ``bot.engine`` counts every
+  statement by kind (SELECT, INSERT, UPDATE, BEGIN, SAVEPOINT...) and sums the time spent in the driver.
+  ``commit``/``rollback``/``begin`` events and pool checkouts are counted too: COMMIT is a DBAPI call, not
+  a statement, and on PostgreSQL psycopg sends BEGIN itself and ``pool_pre_ping`` pings on every checkout.
+- The benchmark marks its timed windows with signals, so setup (purchases, the first question) is not
+  counted: SIGUSR1 opens a window (snapshot of the counters, profiler on), SIGUSR2 closes it.
+- SIGTERM/SIGINT stop the bot cleanly; then the windows are written as JSON to
+  ``KUNDENPULS_BENCH_STATS`` and, if ``KUNDENPULS_BENCH_PROFILE`` names a file, the cProfile data of the
+  windows is dumped there (enabled only inside windows, so the profile is the timed work alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from bot.application import KundenpulsBot
+from bot.cli import configure_logging
+from bot.settings import SettingsError, load_settings
+
+STATS_VARIABLE = "KUNDENPULS_BENCH_STATS"
+PROFILE_VARIABLE = "KUNDENPULS_BENCH_PROFILE"
+
+
+class StatementCounter:
+    """Counts what the bot asks of its database, by kind, with the time spent waiting for the driver."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+        self._started: dict[int, tuple[str, float]] = {}
+
+    def attach(self, engine: Engine) -> None:
+        """Listen on ``engine``; cheap enough (a dict update per statement) not to move the numbers."""
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+        event.listen(engine, "begin", lambda _conn: self.counts.update(["(begin)"]))
+        event.listen(engine, "commit", lambda _conn: self.counts.update(["(commit)"]))
+        event.listen(engine, "rollback", lambda _conn: self.counts.update(["(rollback)"]))
+        event.listen(engine.pool, "checkout", lambda *_args: self.counts.update(["(checkout)"]))
+
+    def _before(self, _conn: Any, cursor: Any, statement: str, *_rest: Any) -> None:
+        kind = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
+        self._started[id(cursor)] = (kind, time.perf_counter())
+
+    def _after(self, _conn: Any, cursor: Any, *_rest: Any) -> None:
+        started = self._started.pop(id(cursor), None)
+        if started is not None:
+            kind, at = started
+            self.counts[kind] += 1
+            self.seconds[kind] += time.perf_counter() - at
+
+    def snapshot(self) -> dict[str, Any]:
+        """Cumulative counters now; a window is the difference of two snapshots."""
+        return {"counts": dict(self.counts), "seconds": dict(self.seconds), "time": time.monotonic()}
+
+
+class Windows:
+    """The timed windows the benchmark marks with SIGUSR1/SIGUSR2, with their counter snapshots."""
+
+    def __init__(self, counter: StatementCounter, profiler: cProfile.Profile | None) -> None:
+        self._counter = counter
+        self._profiler = profiler
+        self._open: dict[str, Any] | None = None
+        self.closed: list[dict[str, Any]] = []
+
+    def begin(self) -> None:
+        """SIGUSR1: the benchmark is about to send the timed updates."""
+        self._open = self._counter.snapshot()
+        if self._profiler is not None:
+            self._profiler.enable()
+
+    def end(self) -> None:
+        """SIGUSR2: every effect of the timed updates has reached the fake server."""
+        if self._profiler is not None:
+            self._profiler.disable()
+        if self._open is not None:
+            self.closed.append({"start": self._open, "end": self._counter.snapshot()})
+            self._open = None
+
+
+async def serve(windows: Windows, counter: StatementCounter) -> None:
+    """``bot.cli._serve`` with the counter attached and the window signals installed."""
+    settings = load_settings()
+    _ = settings.token
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, windows.begin)
+    loop.add_signal_handler(signal.SIGUSR2, windows.end)
+    bot = KundenpulsBot(settings)
+    counter.attach(bot.engine)
+    try:
+        await bot.start()
+        await stop.wait()
+    finally:
+        await bot.stop()
+
+
+def main() -> int:
+    """Run until SIGTERM, then write the windows (and the profile) where the environment says."""
+    configure_logging()
+    stats_path = os.environ.get(STATS_VARIABLE)
+    profile_path = os.environ.get(PROFILE_VARIABLE)
+    counter = StatementCounter()
+    profiler = cProfile.Profile() if profile_path else None
+    windows = Windows(counter, profiler)
+    try:
+        asyncio.run(serve(windows, counter))
+    except SettingsError as error:
+        print(f"run_bot: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if stats_path:
+            Path(stats_path).write_text(json.dumps({"windows": windows.closed, "total": counter.snapshot()}))
+        if profiler is not None and profile_path:
+            profiler.dump_stats(profile_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,514 @@
+"""The two measurements: a bare echo bot and Kundenpuls, driven the same way.
+
+Both bots run as subprocesses against the same kind of fake Bot API server (in this process, on its own
+thread). A burst of N updates, one per customer, is enqueued at once; the clock runs from the moment the
+last of them is queued until the last customer's reply *arrives at the fake* (the fake stamps every
+request with ``time.monotonic()`` on arrival, so polling latency does not enter the number).
+
+For Kundenpuls "done" means: every answer is stored and every customer has received their next message.
+The next message is sent from the outbox only after the transaction that stored the answer committed, so
+its arrival also bounds the commit; the answers are still counted in the database before a burst is
+accepted. After that, the benchmark waits for the burst's other effects (callback answers, edits of the
+answered question, staff alerts) so that the request and statement counts cover all the work an answer
+causes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from bench.harness import (
+    INGEST_KEY,
+    STAFF_CHAT,
+    TOKEN,
+    BotProcess,
+    BenchError,
+    Call,
+    Database,
+    FakeServer,
+    count_by,
+    free_port,
+    fresh_database,
+    make_users,
+    wait_for,
+    workdir,
+)
+from tests.fakes.bot_api_server import FakeBotApi, FakeUser
+
+BENCH = Path(__file__).resolve().parent
+QUIET_SECONDS = 0.3
+PROFILE_COPY = Path(tempfile.gettempdir()) / "kundenpuls-bench.prof"
+
+# Step 1 is the NPS question; step 2 the follow-up each group gets (critic: reason, promoter: liked, both
+# choice questions; passive: the text question "improve", answered with its Skip button).
+STEP_QUESTIONS = ({"nps"}, {"reason", "liked", "improve"})
+FOLLOW_UP = {"critic": "reason", "passive": "improve", "promoter": "liked"}
+
+
+@dataclass
+class Burst:
+    """One timed burst of N updates and what it cost."""
+
+    label: str
+    units: int
+    elapsed: float
+    """Seconds from the burst being queued until the last customer's reply arrived at the fake."""
+    drained: float
+    """Seconds until the last request the burst caused (callback answers, edits, alerts) arrived."""
+    bot_cpu: float
+    fake_cpu: float
+    calls: dict[str, int]
+    failed_calls: dict[str, int]
+    statements: dict[str, int] = field(default_factory=dict)
+    statement_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """Units (updates or answers) per second."""
+        return self.units / self.elapsed
+
+
+@dataclass
+class RunResult:
+    """One bot run: its timed bursts and everything that was wrong with it."""
+
+    bot: str
+    bursts: list[Burst]
+    problems: list[str]
+    profile: Path | None = None
+
+    @property
+    def units(self) -> int:
+        """Updates or answers completed in the timed bursts."""
+        return sum(burst.units for burst in self.bursts)
+
+    @property
+    def elapsed(self) -> float:
+        """Timed seconds over all bursts."""
+        return sum(burst.elapsed for burst in self.bursts)
+
+    @property
+    def rate(self) -> float:
+        """Units per timed second over all bursts."""
+        return self.units / self.elapsed
+
+
+# ---------------------------------------------------------------------------------- fake-side helpers
+# These run on the fake server's loop (FakeServer.call), because its state is not thread-safe.
+
+
+def _send_texts(server: FakeBotApi, users: list[FakeUser], texts: list[str]) -> float:
+    for user, text in zip(users, texts, strict=True):
+        server.user_sends_text(user, text)
+    return time.monotonic()
+
+
+def _press_all(server: FakeBotApi, presses: list[tuple[FakeUser, dict[str, Any], str]]) -> float:
+    for user, message, data in presses:
+        server.user_presses_button(user, message, data)
+    return time.monotonic()
+
+
+def _keyboards(server: FakeBotApi, chat_ids: list[int]) -> dict[int, tuple[dict[str, Any], list[str]]]:
+    """Each chat's newest message with buttons, and the callback data of its buttons."""
+    found: dict[int, tuple[dict[str, Any], list[str]]] = {}
+    for chat_id in chat_ids:
+        for message in reversed(server.messages_to(chat_id)):
+            rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+            if rows:
+                found[chat_id] = (message, [str(b["callback_data"]) for row in rows for b in row])
+                break
+    return found
+
+
+def _replies(server: FakeBotApi, users: list[FakeUser]) -> dict[int, list[str]]:
+    return {user.id: server.sent_texts(user.id) for user in users}
+
+
+# ---------------------------------------------------------------------------------- measuring a burst
+
+
+def _first_reply_times(calls: list[Call], customers: set[int]) -> dict[int, float]:
+    """When each customer's first successful sendMessage of the window arrived."""
+    first: dict[int, float] = {}
+    for call in calls:
+        chat = call.chat_id
+        if call.method == "sendMessage" and call.status == 200 and isinstance(chat, int) and chat in customers:
+            first.setdefault(chat, call.time)
+    return first
+
+
+def _wait_replies(fake: FakeServer, bot: BotProcess, start: int, customers: set[int], timeout: float) -> float:
+    """Wait until every customer got a message in the window; return when the last one arrived."""
+    seen: dict[int, float] = {}
+
+    def done() -> float | None:
+        bot.check_alive()
+        seen.update(_first_reply_times(fake.calls_since(start), customers))
+        return max(seen.values()) if len(seen) == len(customers) else None
+
+    return wait_for(
+        done,
+        timeout=timeout,
+        what=f"{bot.name} to answer every customer",
+        describe=lambda: f"{len(seen)} of {len(customers)} got a reply",
+    )
+
+
+def _wait_effects(
+    fake: FakeServer, bot: BotProcess, start: int, expected: dict[str, int], timeout: float
+) -> None:
+    """Wait until the window holds at least ``expected`` successful calls per method, then for quiet."""
+    got: dict[str, int] = {}
+
+    def done() -> bool | None:
+        bot.check_alive()
+        got.clear()
+        got.update(count_by(c.method for c in fake.calls_since(start) if c.status == 200))
+        return True if all(got.get(m, 0) >= n for m, n in expected.items()) else None
+
+    wait_for(
+        done,
+        timeout=timeout,
+        what=f"every effect of the burst from {bot.name}",
+        describe=lambda: f"expected at least {expected}, got {got}",
+    )
+    fake.wait_quiet(quiet=QUIET_SECONDS, timeout=timeout)
+
+
+def _burst_result(
+    label: str, units: int, t0: float, end: float, calls: list[Call], cpu: tuple[float, float]
+) -> Burst:
+    """Summarise a burst's window of requests."""
+    failed = count_by(f"{c.method}: {c.status} {c.error}" for c in calls if c.status != 200)
+    drained = max((c.time for c in calls if c.method != "getUpdates"), default=end)
+    return Burst(
+        label=label,
+        units=units,
+        elapsed=end - t0,
+        drained=drained - t0,
+        bot_cpu=cpu[0],
+        fake_cpu=cpu[1],
+        calls=count_by(c.method for c in calls),
+        failed_calls=failed,
+    )
+
+
+# ---------------------------------------------------------------------------------- the echo bot
+
+
+def run_echo(customers: int, timeout: float) -> RunResult:
+    """N users each send one message at once; time until all N echoes arrived."""
+    users = make_users(customers)
+    texts = [f"Hallo, hier ist Kunde {i}" for i in range(customers)]
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN}
+    with workdir() as wd, FakeServer() as fake:
+        env["TELEGRAM_API_URL"] = fake.url
+        with BotProcess("echo bot", [str(BENCH / "echo_bot.py")], env, wd) as bot:
+
+            def polling() -> bool | None:
+                bot.check_alive()
+                return True if fake.poll_is_parked() else None
+
+            wait_for(polling, timeout=timeout, what="the echo bot to start polling")
+            start = fake.request_count()
+            cpu0 = (bot.cpu_seconds(), fake.cpu_seconds())
+            t0 = fake.call(_send_texts, users, texts)
+            end = _wait_replies(fake, bot, start, {u.id for u in users}, timeout)
+            _wait_effects(fake, bot, start, {"sendMessage": customers}, timeout)
+            cpu = (bot.cpu_seconds() - cpu0[0], fake.cpu_seconds() - cpu0[1])
+            burst = _burst_result("echo", customers, t0, end, fake.calls_since(start), cpu)
+            replies = fake.call(_replies, users)
+            bot.stop()
+            problems = _fake_problems(fake, [burst]) + _log_problems(bot)
+        wrong = [uid for uid, text in zip(replies, texts, strict=True) if replies[uid] != [text]]
+        if wrong:
+            problems.append(f"{len(wrong)} users did not get exactly their own text back (e.g. {wrong[0]})")
+    return RunResult("echo", [burst], problems)
+
+
+def _fake_problems(fake: FakeServer, bursts: list[Burst]) -> list[str]:
+    violations, crashes = fake.problems()
+    problems = [f"Bot API violation: {v}" for v in violations[:5]]
+    problems += [f"fake server error: {e}" for e in crashes[:5]]
+    for burst in bursts:
+        problems += [f"{burst.label}: {n} × {what}" for what, n in burst.failed_calls.items()]
+    return problems
+
+
+def _log_problems(bot: BotProcess) -> list[str]:
+    errors = bot.error_lines()
+    code = bot.process.returncode
+    problems = [f"{bot.name} logged {len(errors)} error lines, first: {errors[0]}"] if errors else []
+    if code != 0:
+        problems.append(f"{bot.name} exited with {code}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------- Kundenpuls
+
+
+@dataclass
+class Customer:
+    """One benchmark customer: the fake user, their NPS group and the score they give."""
+
+    index: int
+    user: FakeUser
+    group: str
+    score: int
+
+
+def plan_customers(count: int) -> list[Customer]:
+    """A third critics (0-6, which also alerts staff), a third passives (7-8), a third promoters (9-10)."""
+    plan = []
+    for i, user in enumerate(make_users(count)):
+        group = ("critic", "passive", "promoter")[i % 3]
+        cycle = i // 3
+        score = {"critic": cycle % 7, "passive": 7 + cycle % 2, "promoter": 9 + cycle % 2}[group]
+        plan.append(Customer(i, user, group, score))
+    return plan
+
+
+def _choose(customer: Customer, step: int, buttons: list[str]) -> str:
+    """The button this customer presses in ``step``; checks the bot asked the question we expect."""
+    question = "nps" if step == 0 else FOLLOW_UP[customer.group]
+    offered = [b for b in buttons if b.split(":")[2:3] == [question]]
+    if not offered:
+        raise BenchError(f"customer {customer.index} ({customer.group}) was not asked {question!r}: {buttons}")
+    if step == 0:
+        return next(b for b in offered if b.rsplit(":", 1)[1] == str(customer.score))
+    return offered[customer.index % len(offered)]
+
+
+class KundenpulsRun:
+    """One ``kundenpuls run`` process on a fresh database, set up and driven through the survey."""
+
+    def __init__(
+        self, *, customers: int, database: str, timeout: float, steps: int, instrumented: bool, profile: bool
+    ) -> None:
+        self.plan = plan_customers(customers)
+        self.database = database
+        self.timeout = timeout
+        self.steps = steps
+        self.instrumented = instrumented
+        self.profile = profile
+        self.port = free_port()
+        # (delivery id, question id) -> the raw button value pressed, to check what was stored.
+        self.pressed: dict[tuple[int, str], str] = {}
+
+    def run(self) -> RunResult:
+        """Start the bot, set up, time the bursts, stop it, check the database; always cleans up."""
+        with workdir() as wd, fresh_database(self.database, wd) as db, FakeServer() as fake:
+            argv, env = self._command(fake, db, wd)
+            with BotProcess("kundenpuls", argv, env, wd) as bot:
+                self._wait_ready(bot)
+                self._set_up(fake, bot)
+                bursts = [self._burst(fake, bot, db, step) for step in range(self.steps)]
+                bot.stop()
+                problems = _fake_problems(fake, bursts) + _log_problems(bot)
+            problems += self._check_database(db)
+            if self.instrumented:
+                self._attach_statements(wd / "stats.json", bursts, problems)
+            profile = None
+            if self.profile and (wd / "profile.prof").exists():
+                profile = Path(shutil.copyfile(wd / "profile.prof", PROFILE_COPY))
+        return RunResult("kundenpuls", bursts, problems, profile)
+
+    def _command(self, fake: FakeServer, db: Database, wd: Path) -> tuple[list[str], dict[str, str]]:
+        env = {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": fake.url,
+            "DATABASE_URL": db.url,
+            "STAFF_CHAT_ID": str(STAFF_CHAT),
+            "INGEST_API_KEY": INGEST_KEY,
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(self.port),
+            "SURVEY_DELAY": "0s",
+            "TELEGRAM_MAX_RATE": "0",  # the fake has no flood limits; Telegram's 30/s would be the limit
+        }
+        if not self.instrumented:
+            return ["-m", "bot.cli", "run"], env
+        env["KUNDENPULS_BENCH_STATS"] = str(wd / "stats.json")
+        if self.profile:
+            env["KUNDENPULS_BENCH_PROFILE"] = str(wd / "profile.prof")
+        return [str(BENCH / "run_bot.py")], env
+
+    def _wait_ready(self, bot: BotProcess) -> None:
+        def ready() -> bool | None:
+            bot.check_alive()
+            try:
+                response = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2)
+            except httpx.TransportError:
+                return None
+            return True if response.status_code == 200 else None
+
+        wait_for(ready, timeout=self.timeout, what="kundenpuls to report ready on /healthz")
+
+    def _set_up(self, fake: FakeServer, bot: BotProcess) -> None:
+        """Not timed: every customer opens the bot, the shop reports their purchase, the NPS question
+        arrives. Customers who never opened the bot could not be written to on Telegram."""
+        users = [c.user for c in self.plan]
+        start = fake.request_count()
+        fake.call(_send_texts, users, ["/start"] * len(users))
+        _wait_replies(fake, bot, start, {u.id for u in users}, self.timeout)
+        self._report_purchases()
+        chat_ids = [u.id for u in users]
+        asked: dict[int, Any] = {}
+
+        def everyone_asked() -> bool | None:
+            bot.check_alive()
+            asked.update(
+                (chat, kb)
+                for chat, kb in fake.call(_keyboards, chat_ids).items()
+                if any(":nps:" in b for b in kb[1])
+            )
+            return True if len(asked) == len(chat_ids) else None
+
+        wait_for(
+            everyone_asked,
+            timeout=self.timeout,
+            what="every customer to get the NPS question",
+            describe=lambda: f"{len(asked)} of {len(chat_ids)} asked",
+        )
+        fake.wait_quiet(quiet=0.5, timeout=self.timeout)
+
+    def _report_purchases(self) -> None:
+        """POST one purchase per customer through the purchase API, four at a time like a busy shop."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        headers = {"Authorization": f"Bearer {INGEST_KEY}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers=headers, timeout=30) as client:
+
+            def report(customer: Customer) -> int:
+                body = {
+                    "order_id": f"B-{customer.index:06d}",
+                    "customer_id": f"bench-{customer.index}",
+                    "telegram_user_id": customer.user.id,
+                    "name": customer.user.first_name,
+                    "amount": 59.90,
+                }
+                return client.post("/api/purchases", json=body).status_code
+
+            with ThreadPoolExecutor(4) as pool:
+                statuses = list(pool.map(report, self.plan))
+        if any(status != 201 for status in statuses):
+            raise BenchError(f"the purchase API answered {count_by(str(s) for s in statuses)}, not all 201")
+
+    def _burst(self, fake: FakeServer, bot: BotProcess, db: Database, step: int) -> Burst:
+        """All customers press a button at once; time until every answer is stored and answered."""
+        keyboards = fake.call(_keyboards, [c.user.id for c in self.plan])
+        presses = []
+        for customer in self.plan:
+            message, buttons = keyboards[customer.user.id]
+            data = _choose(customer, step, buttons)
+            _, delivery, question, value = data.split(":")
+            self.pressed[(int(delivery), question)] = value
+            presses.append((customer.user, message, data))
+        critics = sum(1 for c in self.plan if c.group == "critic")
+        n = len(self.plan)
+        if self.instrumented:
+            bot.signal(signal.SIGUSR1)
+            time.sleep(0.1)  # let the bot open its window before the burst
+        start = fake.request_count()
+        cpu0 = (bot.cpu_seconds(), fake.cpu_seconds())
+        t0 = fake.call(_press_all, presses)
+        end = _wait_replies(fake, bot, start, {c.user.id for c in self.plan}, self.timeout)
+        self._wait_answers_stored(db, STEP_QUESTIONS[step], n)
+        expected = {"answerCallbackQuery": n, "editMessageText": n, "sendMessage": n + critics}
+        _wait_effects(fake, bot, start, expected, self.timeout)
+        cpu = (bot.cpu_seconds() - cpu0[0], fake.cpu_seconds() - cpu0[1])
+        if self.instrumented:
+            bot.signal(signal.SIGUSR2)
+            time.sleep(0.1)
+        label = "NPS question" if step == 0 else "follow-up"
+        return _burst_result(label, n, t0, end, fake.calls_since(start), cpu)
+
+    def _wait_answers_stored(self, db: Database, questions: set[str], expected: int) -> None:
+        """Count the burst's answers from this process, as a reader of the bot's database."""
+        query = sa.text("SELECT count(*) FROM answers WHERE question_id IN :q").bindparams(
+            sa.bindparam("q", expanding=True)
+        )
+        stored = [0]
+
+        def all_stored() -> bool | None:
+            with db.engine.connect() as connection:
+                stored[0] = int(connection.execute(query, {"q": sorted(questions)}).scalar_one())
+            return True if stored[0] >= expected else None
+
+        wait_for(
+            all_stored,
+            timeout=self.timeout,
+            what="every answer to be stored",
+            describe=lambda: f"{stored[0]} of {expected} stored",
+        )
+
+    def _check_database(self, db: Database) -> list[str]:
+        """Every answer stored exactly once, with the value that was pressed."""
+        problems = []
+        with db.engine.connect() as connection:
+            duplicates = connection.execute(
+                sa.text(
+                    "SELECT delivery_id, question_id, count(*) FROM answers "
+                    "GROUP BY delivery_id, question_id HAVING count(*) > 1"
+                )
+            ).all()
+            rows = connection.execute(
+                sa.text("SELECT delivery_id, question_id, score, choice, skipped FROM answers")
+            ).all()
+        if duplicates:
+            problems.append(f"{len(duplicates)} answers stored more than once, e.g. {tuple(duplicates[0])}")
+        stored = {(int(r[0]), str(r[1])): r for r in rows}
+        for step, questions in enumerate(STEP_QUESTIONS[: self.steps]):
+            count = sum(1 for key in stored if key[1] in questions)
+            if count != len(self.plan):
+                problems.append(f"step {step + 1}: {count} answers stored, expected {len(self.plan)}")
+        wrong = [key for key, value in self.pressed.items() if not _stored_as(stored.get(key), value)]
+        if wrong:
+            problems.append(f"{len(wrong)} answers stored with another value than pressed, e.g. {wrong[0]}")
+        return problems
+
+    def _attach_statements(self, stats_path: Path, bursts: list[Burst], problems: list[str]) -> None:
+        """Give each burst the statements run_bot.py counted in its window."""
+        if not stats_path.exists():
+            problems.append("run_bot.py wrote no statement counts (did it stop cleanly?)")
+            return
+        windows = json.loads(stats_path.read_text())["windows"]
+        if len(windows) != len(bursts):
+            problems.append(f"run_bot.py recorded {len(windows)} windows for {len(bursts)} bursts")
+            return
+        for burst, window in zip(bursts, windows, strict=True):
+            start, end = window["start"], window["end"]
+            burst.statements = {
+                k: v - start["counts"].get(k, 0)
+                for k, v in end["counts"].items()
+                if v - start["counts"].get(k, 0)
+            }
+            burst.statement_seconds = {
+                k: v - start["seconds"].get(k, 0.0) for k, v in end["seconds"].items()
+            }
+
+
+def _stored_as(row: Any, pressed: str) -> bool:
+    """Whether a stored answer row (score, choice, skipped) is the button value that was pressed."""
+    if row is None:
+        return False
+    _, _, score, choice, skipped = row
+    if pressed == "skip":
+        return bool(skipped)
+    return (score is not None and str(score) == pressed) or choice == pressed
+
+
+def run_kundenpuls(**options: Any) -> RunResult:
+    """Run Kundenpuls once (see KundenpulsRun for the options)."""
+    return KundenpulsRun(**options).run()
+
