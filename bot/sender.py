@@ -83,14 +83,14 @@ class OutboxSender:
                 by_chat[int(row.chat_id or 0)].append(row)
             results = await asyncio.gather(*(self._send_chat(chat_rows) for chat_rows in by_chat.values()))
             outcomes = [outcome for chat_outcomes in results for outcome in chat_outcomes]
+            blocked_chats = {
+                chat_id
+                for chat_id, chat_outcomes in zip(by_chat, results, strict=True)
+                if any(outcome.status is OutboxStatus.BLOCKED for outcome in chat_outcomes)
+            }
             now = utcnow()
             with unit_of_work(self._engine) as session:
                 outbox.apply_outcomes(session, outcomes, now=now)
-                blocked_chats = {
-                    row.chat_id
-                    for row, outcome in zip(rows_in_order(results, by_chat), outcomes, strict=True)
-                    if outcome.status is OutboxStatus.BLOCKED and row.chat_id is not None
-                }
                 if blocked_chats:
                     session.execute(
                         sa.update(TelegramUser)
@@ -205,13 +205,6 @@ class OutboxSender:
             next_attempt_at=utcnow() + backoff + jitter,
             error=f"{type(error).__name__}: {error}",
         )
-
-
-def rows_in_order(
-    results: list[list[SendOutcome]], by_chat: dict[int, list[OutboxMessage]]
-) -> list[OutboxMessage]:
-    """Return the rows in the same order as the flattened outcomes of ``_send_chat``."""
-    return [row for chat_rows in by_chat.values() for row in chat_rows]
 
 
 def _row_id(row: OutboxMessage) -> int:

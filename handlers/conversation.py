@@ -8,6 +8,7 @@ are stored all at once or not at all.
 from __future__ import annotations
 
 import enum
+import html
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ from storage.models import (
     TelegramUser,
 )
 from storage.outbox import OutboundCall
-from surveys.definition import AnswerValue, Question, QuestionType, SurveyDefinition
+from surveys.definition import AnswerValue, Question, QuestionType
 from surveys.flow import answer_label, next_question
 from surveys.languages import Language
 from surveys.nps import NpsCategory, classify
@@ -252,8 +253,6 @@ def _complete(
 
 
 def _escape(text: str) -> str:
-    import html
-
     return html.escape(text, quote=False)
 
 
@@ -317,8 +316,3 @@ def _id(value: int | None) -> int:
     if value is None:
         raise RuntimeError("row has no primary key")
     return value
-
-
-def survey_of(services: Services, delivery: SurveyDelivery) -> SurveyDefinition:
-    """Return the definition a delivery was scheduled with."""
-    return services.survey(delivery.survey_id)

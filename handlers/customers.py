@@ -17,6 +17,7 @@ from storage.models import (
     Customer,
     DeliveryStatus,
     OutboxStatus,
+    Purchase,
     SurveyDelivery,
     TelegramUser,
 )
@@ -90,13 +91,6 @@ def _reschedule_waiting(session: Session, telegram_user_id: int) -> int:
         .values(status=DeliveryStatus.SCHEDULED.value)
     )
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def customers_of(session: Session, telegram_user_id: int) -> list[Customer]:
-    """Return the shop customer records linked to a Telegram user (usually one)."""
-    return list(
-        session.exec(select(Customer).where(col(Customer.telegram_user_id) == telegram_user_id)).all()
-    )
 
 
 def active_delivery(session: Session, telegram_user_id: int) -> SurveyDelivery | None:
@@ -195,8 +189,6 @@ def link_customer(
     Returns a catalogue key ("start_linked", "link_used", "link_invalid") and the order id. A token works
     once: opening it again from the same account is harmless, from another account it is refused.
     """
-    from storage.models import Purchase
-
     purchase = session.exec(select(Purchase).where(Purchase.link_token == token)).first()
     if purchase is None:
         return "link_invalid", None
