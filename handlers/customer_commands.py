@@ -11,6 +11,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, filters
 
 from handlers import customers, messages
 from handlers.context import BotContext
+from handlers.visitor import visitor
 from storage.models import Customer, SurveyDelivery
 from surveys.languages import normalize_language
 
@@ -20,93 +21,65 @@ PRIVATE = filters.ChatType.PRIVATE
 
 async def start(update: Update, context: BotContext) -> None:
     """Greets the customer, links a deep-link token to them, and lets waiting surveys go out."""
-    user, chat = update.effective_user, update.effective_chat
-    if user is None or chat is None:
+    person = visitor(update, context)
+    if person is None:
         return
-    session, work, services = context.session, context.work, context.services
-    user_row = customers.touch_user(session, work, user)
-    resumed = customers.resume_everything(session, work, user_row)
-    customers.mark_started(session, work, user_row)
-    key, order_id = "start_welcome", None
+    session, work = context.session, context.work
+    resumed = customers.resume_everything(session, work, person.row)
+    key, order_id = "start_resumed" if resumed else "start_welcome", None
     if context.args:
         token = context.args[0]
         key, order_id = (
-            ("link_invalid", None)
-            if not _TOKEN.match(token)
-            else customers.link_customer(session, work, token=token, user_row=user_row)
+            customers.link_customer(session, work, token=token, user_row=person.row)
+            if _TOKEN.match(token)
+            else ("link_invalid", None)
         )
-        if key == "start_linked":
-            customers.mark_started(session, work, user_row)
-    elif resumed:
-        key = "start_resumed"
-    lang = customers.user_language(services, session, user_row)
-    text = services.text(lang, key, order_id=order_id) if order_id else services.text(lang, key)
-    customers.queue_reply(session, work, chat_id=chat.id, text=text)
+    # After linking, so surveys of the customer just connected are released too.
+    customers.mark_started(session, work, person.row)
+    if order_id is not None:
+        person.reply(key, order_id=order_id)
+    else:
+        person.reply(key)
 
 
 async def help_command(update: Update, context: BotContext) -> None:
     """Explains what the bot does and lists the commands."""
-    user, chat = update.effective_user, update.effective_chat
-    if user is None or chat is None:
-        return
-    user_row = customers.touch_user(context.session, context.work, user)
-    lang = customers.user_language(context.services, context.session, user_row)
-    customers.queue_reply(
-        context.session, context.work, chat_id=chat.id, text=context.services.text(lang, "help")
-    )
+    person = visitor(update, context)
+    if person is not None:
+        person.reply("help")
 
 
 async def stop(update: Update, context: BotContext) -> None:
     """Stops all surveys and messages to the customer and confirms it."""
-    user, chat = update.effective_user, update.effective_chat
-    if user is None or chat is None:
+    person = visitor(update, context)
+    if person is None:
         return
-    session, work = context.session, context.work
-    user_row = customers.touch_user(session, work, user)
-    stopped = customers.stop_everything(session, work, user_row)
-    lang = customers.user_language(context.services, session, user_row)
-    key = "stop_confirmed" if stopped else "stop_already"
-    customers.queue_reply(session, work, chat_id=chat.id, text=context.services.text(lang, key))
+    stopped = customers.stop_everything(context.session, context.work, person.row)
+    person.reply("stop_confirmed" if stopped else "stop_already")
 
 
 async def language(update: Update, context: BotContext) -> None:
     """Asks the customer which language they want."""
-    user, chat = update.effective_user, update.effective_chat
-    if user is None or chat is None:
-        return
-    services = context.services
-    user_row = customers.touch_user(context.session, context.work, user)
-    lang = customers.user_language(services, context.session, user_row)
-    customers.queue_reply(
-        context.session,
-        context.work,
-        chat_id=chat.id,
-        text=services.text(lang, "language_choose"),
-        reply_markup=messages.language_keyboard(services),
-    )
+    person = visitor(update, context)
+    if person is not None:
+        person.reply("language_choose", reply_markup=messages.language_keyboard(context.services))
 
 
 async def language_chosen(update: Update, context: BotContext) -> None:
     """Stores the chosen language; surveys not yet started will use it too."""
-    query, user = update.callback_query, update.effective_user
-    if query is None or user is None:
+    query, person = update.callback_query, visitor(update, context)
+    if query is None or person is None:
         return
-    services, session, work = context.services, context.session, context.work
-    user_row = customers.touch_user(session, work, user)
     _, _, code = (query.data or "").partition(messages.CALLBACK_SEPARATOR)
     chosen = normalize_language(code) if code in ("de", "en") else None
     if chosen is None:
-        lang = customers.user_language(services, session, user_row)
-        toast = services.text(lang, "button_invalid")
-        work.after_commit.append(lambda: query.answer(toast))
+        person.toast(query, "button_invalid")
         return
-    user_row.chosen_language = chosen
-    session.add(user_row)
-    _relanguage_unstarted_surveys(context, user_row.id)
-    name = services.text(chosen, f"language_name_{chosen}")
-    text = services.text(chosen, "language_set", language_name=name)
-    customers.queue_reply(session, work, chat_id=user_row.id, text=text)
-    work.after_commit.append(lambda: query.answer())
+    person.row.chosen_language = chosen
+    context.session.add(person.row)
+    _relanguage_unstarted_surveys(context, person.row.id)
+    person.reply("language_set", language=chosen, language_name=person.text(f"language_name_{chosen}"))
+    person.toast(query, None)
 
 
 def _relanguage_unstarted_surveys(context: BotContext, telegram_user_id: int) -> None:
