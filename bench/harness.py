@@ -272,8 +272,8 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[Database]:
                 f"PostgreSQL at {make_url(base).render_as_string()} is not reachable ({error.orig}); "
                 f"start it (pg_ctlcluster 15 main start) or set {POSTGRES_URL_VARIABLE}"
             ) from None
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        rendered = url.render_as_string(hide_password=False)
+        in_schema = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        rendered = in_schema.render_as_string(hide_password=False)
         engine = sa.create_engine(rendered)
         try:
             yield Database(kind, rendered, engine, schema)

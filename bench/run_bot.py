@@ -44,7 +44,7 @@ class StatementCounter:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
-        self.seconds: Counter[str] = Counter()
+        self.seconds: dict[str, float] = {}
         self._started: dict[int, tuple[str, float]] = {}
 
     def attach(self, engine: Engine) -> None:
@@ -65,7 +65,7 @@ class StatementCounter:
         if started is not None:
             kind, at = started
             self.counts[kind] += 1
-            self.seconds[kind] += time.perf_counter() - at
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + time.perf_counter() - at
 
     def snapshot(self) -> dict[str, Any]:
         """Cumulative counters now; a window is the difference of two snapshots."""

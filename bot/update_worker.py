@@ -50,6 +50,8 @@ class UpdateWorker:
         self._wake = asyncio.Event()
         self._owner = secrets.token_hex(8)
         self._background: set[asyncio.Task[object]] = set()
+        # Transient failures (a deadlock, a dropped connection) usually pass within seconds.
+        self.retry_base = timedelta(seconds=1)
         self.processed = 0
 
     def wake(self) -> None:
@@ -132,7 +134,9 @@ class UpdateWorker:
     def _record_failure(self, row: InboundUpdate, error: BaseException) -> None:
         log.error("handling update %s failed; it will be retried", row.update_id, exc_info=error)
         with unit_of_work(self._engine) as session:
-            gave_up = inbox.mark_attempt_failed(session, row.update_id, now=utcnow(), error=repr(error))
+            gave_up = inbox.mark_attempt_failed(
+                session, row.update_id, now=utcnow(), error=repr(error), retry_base=self.retry_base
+            )
             chat_id = inbox.chat_of(row.payload) if gave_up else None
             if chat_id is not None:
                 self._on_give_up(session, row.update_id, chat_id)

@@ -88,8 +88,16 @@ def mark_done(session: Session, update_id: int, *, now: datetime) -> None:
     )
 
 
-def mark_attempt_failed(session: Session, update_id: int, *, now: datetime, error: str) -> bool:
-    """Count a failed attempt and schedule a retry; return True when the update has now been given up."""
+def mark_attempt_failed(
+    session: Session,
+    update_id: int,
+    *,
+    now: datetime,
+    error: str,
+    retry_base: timedelta = timedelta(seconds=1),
+) -> bool:
+    """Count a failed attempt and schedule a retry (after 2, 4, 8 … times ``retry_base``); return True when
+    the update has now been given up."""
     row = session.get(InboundUpdate, update_id)
     if row is None:
         return False
@@ -100,7 +108,7 @@ def mark_attempt_failed(session: Session, update_id: int, *, now: datetime, erro
         row.status = UpdateStatus.FAILED.value
         row.processed_at = now
     else:
-        row.next_attempt_at = now + timedelta(seconds=2**row.attempts)
+        row.next_attempt_at = now + retry_base * 2**row.attempts
     session.add(row)
     return row.status == UpdateStatus.FAILED.value
 

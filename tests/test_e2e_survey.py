@@ -37,3 +37,53 @@ class TestCriticPath:
                 lambda: all("reply_markup" not in m for m in env.api.messages_to(anna.id))
             )
             assert comment["message_id"] != reason["message_id"]
+
+
+class TestOtherPaths:
+    async def test_promoter_gets_liked_question_and_no_alert(self, database_url: str) -> None:
+        """A promoter is asked what they liked most, in English, and staff are not bothered."""
+        async with running_bot(database_url) as env:
+            emma = FakeUser(id=5002, first_name="Emma", language_code="en")
+            question = await env.customer_with_survey(emma)
+            assert "recommend" in question["text"]
+            env.api.user_presses_button(emma, question, button(question, "10"))
+            liked = await env.api.wait_for_message(emma.id, lambda m: "reply_markup" in m)
+            env.api.user_presses_button(emma, liked, button(liked, "The service"))
+            await env.api.wait_for_message(emma.id, lambda m: "Thank you" in m["text"])
+            answers = env.answers()
+            assert [(a.question_id, a.nps_category or a.choice) for a in answers] == [
+                ("nps", "promoter"),
+                ("liked", "service"),
+            ]
+            assert env.api.messages_to(STAFF_CHAT) == []
+
+    async def test_passive_can_skip_the_comment(self, database_url: str) -> None:
+        """A passive's text question has a Skip button; skipping is stored and completes the survey."""
+        async with running_bot(database_url) as env:
+            emma = FakeUser(id=5003, first_name="Emma", language_code="en")
+            question = await env.customer_with_survey(emma)
+            env.api.user_presses_button(emma, question, button(question, "7"))
+            improve = await env.api.wait_for_message(emma.id, lambda m: "reply_markup" in m)
+            env.api.user_presses_button(emma, improve, button(improve, "Skip"))
+            await env.api.wait_for_message(emma.id, lambda m: "Thank you" in m["text"])
+            answers = env.answers()
+            assert [(a.question_id, a.skipped) for a in answers] == [("nps", False), ("improve", True)]
+            assert env.deliveries()[0].status == "completed"
+            await env.api.wait_until(lambda: "skipped" in env.api.messages_to(emma.id)[-2]["text"])
+
+    async def test_too_long_comment_is_refused_with_the_limit(self, database_url: str) -> None:
+        """A comment over the limit is not stored; the customer is told the limit and can try again."""
+        async with running_bot(database_url) as env:
+            anna = FakeUser(id=5004, first_name="Anna", language_code="de")
+            question = await env.customer_with_survey(anna)
+            env.api.user_presses_button(anna, question, button(question, "8"))
+            await env.api.wait_for_message(anna.id, lambda m: "reply_markup" in m)
+            env.api.user_sends_text(anna, "x" * 1001)
+            refusal = await env.api.wait_for_message(anna.id)
+            assert "1000" in refusal["text"]
+            env.api.user_sends_text(anna, "Schnellerer Versand")
+            await env.api.wait_for_message(anna.id, lambda m: "Dank" in m["text"])
+            assert [(a.question_id, a.text) for a in env.answers()] == [
+                ("nps", None),
+                ("improve", "Schnellerer Versand"),
+            ]

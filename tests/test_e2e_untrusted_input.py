@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from storage.models import InboundUpdate, SurveyDelivery
 from tests.e2e import RunningBot, button, running_bot
 from tests.fakes.bot_api_server import FakeUser
 
@@ -123,3 +129,27 @@ class TestUntrustedButtons:
             reply = await env.api.wait_for_message(ANNA.id)
             assert "Schaltfläche" in reply["text"] or "Button" in reply["text"]
             assert env.answers() == []
+
+
+class TestFailingHandler:
+    async def test_update_that_keeps_failing_is_parked_and_the_customer_told(self, database_url: str) -> None:
+        """A handler that fails every time is retried, then parked, and the customer hears something went wrong."""
+        async with running_bot(database_url, expect_errors=True) as env:
+            env.bot.worker.retry_base = timedelta(0)
+            question = await env.customer_with_survey(ANNA)
+            env.api.user_presses_button(ANNA, question, button(question, "8"))
+            await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+            with Session(env.engine) as session:
+                # A survey definition that was removed while this survey was open: handling must fail.
+                session.execute(sa.update(SurveyDelivery).values(survey_id="retired"))
+                session.commit()
+            env.api.user_sends_text(ANNA, "Mehr Auswahl")
+            apology = await env.api.wait_for_message(ANNA.id)
+            assert "schiefgelaufen" in apology["text"] or "Fehler" in apology["text"]
+            with Session(env.engine) as session:
+                failed = session.exec(select(InboundUpdate).where(InboundUpdate.status == "failed")).all()
+            assert len(failed) == 1
+            assert failed[0].attempts == 5
+            # Nothing else is held up: another customer is served normally.
+            env.api.user_sends_text(MALLORY, "/help")
+            assert "/language" in (await env.api.wait_for_message(MALLORY.id))["text"]
