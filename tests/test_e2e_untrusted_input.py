@@ -133,7 +133,7 @@ class TestUntrustedButtons:
 
 class TestFailingHandler:
     async def test_update_that_keeps_failing_is_parked_and_the_customer_told(self, database_url: str) -> None:
-        """A handler that fails every time is retried, then parked, and the customer hears something went wrong."""
+        """A handler failing every time is retried, then parked, and the customer told it went wrong."""
         async with running_bot(database_url, expect_errors=True) as env:
             env.bot.worker.retry_base = timedelta(0)
             question = await env.customer_with_survey(ANNA)
