@@ -163,3 +163,15 @@ class TestCrashRecovery:
                 assert "gefallen" in follow_up["text"]
             api.assert_clean()
         assert _answers(database_url) == [("nps", 9, None)]
+
+    async def test_sigterm_stops_cleanly(self, database_url: str, tmp_path: Path) -> None:
+        """SIGTERM (systemd, docker stop) ends the bot with exit code 0 and no traceback."""
+        async with FakeBotApi(token=TOKEN) as api:
+            bot = BotProcess(api, database_url, tmp_path)
+            async with bot.running():
+                assert bot.process is not None
+                bot.process.send_signal(signal.SIGTERM)
+                code = await asyncio.wait_for(bot.process.wait(), timeout=30)
+                stderr = (await bot.process.stderr.read()).decode() if bot.process.stderr else ""
+            assert code == 0, stderr
+            assert "Traceback" not in stderr
