@@ -239,6 +239,29 @@ class BotProcess:
         return [line for line in text.splitlines() if any(marker in line for marker in markers)]
 
 
+@dataclass(frozen=True, slots=True)
+class CpuUse:
+    """CPU seconds of the bot process and of the fake's thread over ``wall`` seconds."""
+
+    bot: float
+    fake: float
+    wall: float
+
+
+class CpuMeter:
+    """Measures CPU over a stretch of wall time: a bot near 100 % is CPU-bound, and a fake near 100 %
+    would mean the fake, not the bot, set the pace."""
+
+    def __init__(self, bot: BotProcess, fake: FakeServer) -> None:
+        self._bot, self._fake = bot, fake
+        self._start = (bot.cpu_seconds(), fake.cpu_seconds(), time.monotonic())
+
+    def stop(self) -> CpuUse:
+        """CPU used since the meter was created."""
+        bot, fake, wall = self._start
+        return CpuUse(self._bot.cpu_seconds() - bot, self._fake.cpu_seconds() - fake, time.monotonic() - wall)
+
+
 @dataclass
 class Database:
     """A fresh, empty database for one Kundenpuls run, and a plain engine for the benchmark's reads."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.harness import REPO
@@ -34,7 +35,7 @@ def _spread(values: Sequence[float], fmt: str = "{:.0f}") -> str:
     if len(values) == 1:
         return fmt.format(values[0])
     low, mid, high = min(values), statistics.median(values), max(values)
-    return f"{fmt.format(mid)} [{fmt.format(low)}–{fmt.format(high)}]"
+    return escape(f"{fmt.format(mid)} [{fmt.format(low)}–{fmt.format(high)}]")
 
 
 def machine() -> str:
@@ -97,7 +98,8 @@ def print_rounds(console: Console, pairs: list[tuple[RunResult, RunResult]]) -> 
 def print_summary(console: Console, pairs: list[tuple[RunResult, RunResult]], database: str) -> float:
     """Median and spread of both rates and of the ratio; returns the median ratio."""
     ratios = [k.rate / e.rate for e, k in pairs]
-    table = Table(title=f"Result (median [min–max] over {len(pairs)} rounds)", title_justify="left")
+    title = escape(f"Result (median [min–max] over {len(pairs)} rounds)")
+    table = Table(title=title, title_justify="left")
     table.add_column("")
     table.add_column("value", justify="right")
     table.add_row("echo bot (floor), updates/s", _spread([e.rate for e, _ in pairs]))
@@ -119,7 +121,7 @@ def print_correctness(console: Console, runs: list[RunResult]) -> bool:
     for i, run in enumerate(runs, start=1):
         if run.problems:
             ok = False
-            table.add_row(f"{i}. {run.bot}", "[red]" + "\n".join(run.problems[:8]))
+            table.add_row(f"{i}. {run.bot}", "[red]" + escape("\n".join(run.problems[:8])))
         else:
             table.add_row(f"{i}. {run.bot}", _passed(run))
     console.print(table)
@@ -164,15 +166,15 @@ def print_costs(
         )
     table.add_row(
         "bot process CPU, ms",
-        *(f"{1000 * _per_unit(bursts, lambda b: b.bot_cpu):.1f}" for _, bursts in columns),
+        *(f"{1000 * _per_unit(bursts, lambda b: b.cpu.bot):.1f}" for _, bursts in columns),
     )
     table.add_row(
         "bot process CPU busy during the burst",
-        *(f"{_spread([b.bot_cpu / b.elapsed for b in bursts], '{:.0%}')}" for _, bursts in columns),
+        *(f"{_spread([b.cpu.bot / b.cpu.wall for b in bursts], '{:.0%}')}" for _, bursts in columns),
     )
     table.add_row(
         "fake server thread busy during the burst",
-        *(f"{_spread([b.fake_cpu / b.elapsed for b in bursts], '{:.0%}')}" for _, bursts in columns),
+        *(f"{_spread([b.cpu.fake / b.cpu.wall for b in bursts], '{:.0%}')}" for _, bursts in columns),
     )
     console.print(table)
     print_statements(console, instrumented)
@@ -203,7 +205,7 @@ def print_statements(console: Console, run: RunResult) -> None:
         *(f"{1000 * sum(b.statement_seconds.values()) / b.units:.2f}" for b in run.bursts),
     )
     table.add_row(
-        "bot process CPU in this run, ms", *(f"{1000 * b.bot_cpu / b.units:.1f}" for b in run.bursts)
+        "bot process CPU in this run, ms", *(f"{1000 * b.cpu.bot / b.units:.1f}" for b in run.bursts)
     )
     table.add_row("answers/s in this run", *(f"{b.rate:.0f}" for b in run.bursts))
     console.print(table)
@@ -253,8 +255,8 @@ def _group(func: tuple[str, int, str]) -> str | None:
         return f"Kundenpuls code ({Path(path).relative_to(REPO).parts[0]}/)"
     if path.startswith(_STDLIB):
         module = Path(path).relative_to(_STDLIB).parts[0].removesuffix(".py")
-        return _GROUPS.get(module, "other stdlib")
-    return "other"
+        return _GROUPS.get(module, f"stdlib {module}")
+    return "generated code (dataclass __init__, <frozen> modules)"
 
 
 def _c_group(name: str) -> str | None:
@@ -298,6 +300,9 @@ def print_profile(console: Console, run: RunResult, unprofiled_cpu_ms: float, to
     answers = run.units
     groups = profile_breakdown(stats)
     busy = sum(t for g, t in groups.items() if not g.startswith("idle"))
+    small = [g for g, t in groups.items() if t < 0.005 * busy and not g.startswith("idle")]
+    if len(small) > 1:
+        groups["everything else (each < 0.5 %)"] = sum(groups.pop(g) for g in small)
     table = Table(
         title=f"Profile of the timed windows ({answers} answers, cProfile; raw data: {run.profile})",
         title_justify="left",
@@ -340,7 +345,8 @@ def _print_top(console: Console, stats: pstats.Stats, key: str, top: int, answer
     table_data: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     index = 3 if key == "cumulative" else 2
     rows = sorted(table_data.items(), key=lambda kv: -kv[1][index])[:top]
-    table = Table(title=f"Top {top} functions by {key} time", title_justify="left")
+    title = "cumulative time" if key == "cumulative" else "own time (tottime)"
+    table = Table(title=f"Top {top} functions by {title}", title_justify="left")
     for name in ("calls", "tottime s", "cumtime s", f"{key} ms/answer", "function"):
         table.add_column(name, justify="left" if name == "function" else "right")
     for func, (cc, nc, tottime, cumtime, _callers) in rows:

@@ -34,6 +34,8 @@ from bench.harness import (
     BenchError,
     BotProcess,
     Call,
+    CpuMeter,
+    CpuUse,
     Database,
     FakeServer,
     count_by,
@@ -47,7 +49,8 @@ from tests.fakes.bot_api_server import FakeBotApi, FakeUser
 
 BENCH = Path(__file__).resolve().parent
 QUIET_SECONDS = 0.3
-PROFILE_COPY = Path(tempfile.gettempdir()) / "kundenpuls-bench.prof"
+PROFILE_DIR = Path(tempfile.gettempdir())
+"""Where the raw cProfile data is kept after a run (kundenpuls-bench-<database>.prof), for pstats/snakeviz."""
 
 # Step 1 is the NPS question; step 2 the follow-up each group gets (critic: reason, promoter: liked, both
 # choice questions; passive: the text question "improve", answered with its Skip button).
@@ -65,8 +68,8 @@ class Burst:
     """Seconds from the burst being queued until the last customer's reply arrived at the fake."""
     drained: float
     """Seconds until the last request the burst caused (callback answers, edits, alerts) arrived."""
-    bot_cpu: float
-    fake_cpu: float
+    cpu: CpuUse
+    """CPU used from just before the burst until every effect of it was done."""
     calls: dict[str, int]
     failed_calls: dict[str, int]
     statements: dict[str, int] = field(default_factory=dict)
@@ -193,9 +196,7 @@ def _wait_effects(
     fake.wait_quiet(quiet=QUIET_SECONDS, timeout=timeout)
 
 
-def _burst_result(
-    label: str, units: int, t0: float, end: float, calls: list[Call], cpu: tuple[float, float]
-) -> Burst:
+def _burst_result(label: str, units: int, t0: float, end: float, calls: list[Call], cpu: CpuUse) -> Burst:
     """Summarise a burst's window of requests."""
     # The long poll still parked at the end of the window has no status yet; it is not a failure.
     failed = count_by(
@@ -209,8 +210,7 @@ def _burst_result(
         units=units,
         elapsed=end - t0,
         drained=drained - t0,
-        bot_cpu=cpu[0],
-        fake_cpu=cpu[1],
+        cpu=cpu,
         calls=count_by(c.method for c in calls),
         failed_calls=failed,
     )
@@ -234,12 +234,11 @@ def run_echo(customers: int, timeout: float) -> RunResult:
 
             wait_for(polling, timeout=timeout, what="the echo bot to start polling")
             start = fake.request_count()
-            cpu0 = (bot.cpu_seconds(), fake.cpu_seconds())
+            meter = CpuMeter(bot, fake)
             t0 = fake.call(_send_texts, users, texts)
             end = _wait_replies(fake, bot, start, {u.id for u in users}, timeout)
             _wait_effects(fake, bot, start, {"sendMessage": customers}, timeout)
-            cpu = (bot.cpu_seconds() - cpu0[0], fake.cpu_seconds() - cpu0[1])
-            burst = _burst_result("echo", customers, t0, end, fake.calls_since(start), cpu)
+            burst = _burst_result("echo", customers, t0, end, fake.calls_since(start), meter.stop())
             replies = fake.call(_replies, users)
             bot.stop()
             problems = _fake_problems(fake, [burst]) + _log_problems(bot)
@@ -335,7 +334,8 @@ class KundenpulsRun:
                 self._attach_statements(wd / "stats.json", bursts, problems)
             profile = None
             if self.profile and (wd / "profile.prof").exists():
-                profile = Path(shutil.copyfile(wd / "profile.prof", PROFILE_COPY))
+                keep = PROFILE_DIR / f"kundenpuls-bench-{self.database}.prof"
+                profile = Path(shutil.copyfile(wd / "profile.prof", keep))
         return RunResult("kundenpuls", bursts, problems, profile)
 
     def _command(self, fake: FakeServer, db: Database, wd: Path) -> tuple[list[str], dict[str, str]]:
@@ -434,13 +434,13 @@ class KundenpulsRun:
             bot.signal(signal.SIGUSR1)
             time.sleep(0.1)  # let the bot open its window before the burst
         start = fake.request_count()
-        cpu0 = (bot.cpu_seconds(), fake.cpu_seconds())
+        meter = CpuMeter(bot, fake)
         t0 = fake.call(_press_all, presses)
         end = _wait_replies(fake, bot, start, {c.user.id for c in self.plan}, self.timeout)
         self._wait_answers_stored(db, STEP_QUESTIONS[step], n)
         expected = {"answerCallbackQuery": n, "editMessageText": n, "sendMessage": n + critics}
         _wait_effects(fake, bot, start, expected, self.timeout)
-        cpu = (bot.cpu_seconds() - cpu0[0], fake.cpu_seconds() - cpu0[1])
+        cpu = meter.stop()
         if self.instrumented:
             bot.signal(signal.SIGUSR2)
             time.sleep(0.1)

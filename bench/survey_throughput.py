@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print_costs(console, [e for e, _ in pairs], kundenpuls_runs, instrumented)
     if args.profile:
         cpu_ms = 1000 * statistics.median(
-            sum(b.bot_cpu for b in run.bursts) / run.units for run in kundenpuls_runs
+            sum(b.cpu.bot for b in run.bursts) / run.units for run in kundenpuls_runs
         )
         print_profile(console, instrumented, cpu_ms)
     console.print(f"[dim]benchmark took {time.monotonic() - started:.0f}s[/dim]")

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 FAILPOINT_VARIABLE = "KUNDENPULS_FAILPOINT"
 HOLD_UPDATES = "hold-updates"
+HTTP_CALLS_IN_FLIGHT = 4
 
 
 def build_application(settings: Settings, services: Services) -> BotApplication:
@@ -54,7 +55,7 @@ def build_application(settings: Settings, services: Services) -> BotApplication:
         .updater(None)  # our DurablePoller stores updates before confirming them
         .context_types(ContextTypes(context=BotContext))
         .defaults(Defaults(tzinfo=settings.timezone))
-        .connection_pool_size(16)
+        .connection_pool_size(HTTP_CALLS_IN_FLIGHT + 2)
     )
     if settings.telegram_max_rate > 0:
         limiter = AIORateLimiter(
@@ -89,15 +90,24 @@ class KundenpulsBot:
         survey = load_builtin_survey("post_purchase")
         self.services = Services(settings=settings, surveys={survey.id: survey}, catalogue=load_catalogue())
         self.application = build_application(settings, self.services)
-        self.sender = OutboxSender(engine=self.engine, bot=self.application.bot)
+        # httpx's connection pool does work per event that grows with the requests waiting in it, so the
+        # bot keeps few Bot API calls in flight (FIELD-NOTES: 4 at once was fastest).
+        self.http_slots = asyncio.Semaphore(HTTP_CALLS_IN_FLIGHT)
+        self.sender = OutboxSender(engine=self.engine, bot=self.application.bot, http_slots=self.http_slots)
         self.worker = UpdateWorker(
             engine=self.engine,
             application=self.application,
             on_messages_queued=self.sender.wake,
             on_sweep_needed=self.request_sweep,
             on_give_up=self._tell_update_failed,
+            http_slots=self.http_slots,
         )
-        self.poller = DurablePoller(engine=self.engine, bot=self.application.bot, on_stored=self.worker.wake)
+        self.poller = DurablePoller(
+            engine=self.engine,
+            api_url=settings.telegram_api_url,
+            token=settings.token,
+            on_stored=self.worker.wake,
+        )
         self.ready = False
         self.http_port: int | None = None
         self._http_runner: web.AppRunner | None = None

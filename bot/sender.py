@@ -45,10 +45,10 @@ _IDLE_SECONDS = 5.0
 class OutboxSender:
     """Drains the outbox."""
 
-    def __init__(self, *, engine: Engine, bot: Bot, concurrency: int = 8) -> None:
+    def __init__(self, *, engine: Engine, bot: Bot, http_slots: asyncio.Semaphore) -> None:
         self._engine = engine
         self._bot = bot
-        self._concurrency = asyncio.Semaphore(concurrency)
+        self._http_slots = http_slots
         self._wake = asyncio.Event()
         self._owner = secrets.token_hex(8)
         self.sent = 0
@@ -90,7 +90,7 @@ class OutboxSender:
             }
             now = utcnow()
             with unit_of_work(self._engine) as session:
-                outbox.apply_outcomes(session, outcomes, now=now)
+                outbox.apply_outcomes(session, {_row_id(row): row for row in rows}, outcomes, now=now)
                 if blocked_chats:
                     session.execute(
                         sa.update(TelegramUser)
@@ -103,30 +103,30 @@ class OutboxSender:
     async def _send_chat(self, rows: list[OutboxMessage]) -> list[SendOutcome]:
         """Send one chat's rows in order; once the chat refuses, hold the rest the same way."""
         outcomes: list[SendOutcome] = []
-        async with self._concurrency:
-            held: SendOutcome | None = None
-            for row in rows:
-                if held is not None:
-                    outcomes.append(
-                        SendOutcome(
-                            row_id=_row_id(row),
-                            status=held.status,
-                            next_attempt_at=held.next_attempt_at,
-                            error=held.error,
-                            count_attempt=False,
-                        )
+        held: SendOutcome | None = None
+        for row in rows:
+            if held is not None:
+                outcomes.append(
+                    SendOutcome(
+                        row_id=_row_id(row),
+                        status=held.status,
+                        next_attempt_at=held.next_attempt_at,
+                        error=held.error,
+                        count_attempt=False,
                     )
-                    continue
-                outcome = await self._send_one(row)
-                outcomes.append(outcome)
-                if outcome.status is not OutboxStatus.SENT and outcome.status is not OutboxStatus.FAILED:
-                    held = outcome
+                )
+                continue
+            outcome = await self._send_one(row)
+            outcomes.append(outcome)
+            if outcome.status is not OutboxStatus.SENT and outcome.status is not OutboxStatus.FAILED:
+                held = outcome
         return outcomes
 
     async def _send_one(self, row: OutboxMessage) -> SendOutcome:
         row_id = _row_id(row)
         try:
-            message_id = await self._call(row)
+            async with self._http_slots:
+                message_id = await self._call(row)
         except RetryAfter as error:
             wait = _seconds(error.retry_after)
             log.warning("Telegram asked to slow down; retrying outbox row %s in %.0fs", row_id, wait)

@@ -41,12 +41,14 @@ class UpdateWorker:
         on_messages_queued: Callable[[], None],
         on_sweep_needed: Callable[[], None],
         on_give_up: Callable[[Session, int, int], None],
+        http_slots: asyncio.Semaphore,
     ) -> None:
         self._engine = engine
         self._application = application
         self._on_messages_queued = on_messages_queued
         self._on_sweep_needed = on_sweep_needed
         self._on_give_up = on_give_up
+        self._http_slots = http_slots
         self._wake = asyncio.Event()
         self._owner = secrets.token_hex(8)
         self._background: set[asyncio.Task[object]] = set()
@@ -119,14 +121,14 @@ class UpdateWorker:
         if work.wake_sweep:
             self._on_sweep_needed()
 
-    @staticmethod
-    async def _run_quietly(action: Callable[[], object]) -> object:
+    async def _run_quietly(self, action: Callable[[], object]) -> object:
         # Answering a callback query is a courtesy: a timeout or "query is too old" changes nothing stored.
         try:
-            result = action()
-            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                return await result
-            return result
+            async with self._http_slots:
+                result = action()
+                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                    return await result
+                return result
         except Exception as error:
             log.info("after-commit action failed: %s", error)
             return None

@@ -12,7 +12,6 @@ import html
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from handlers import messages
@@ -147,15 +146,13 @@ def record_answer(
 ) -> AnswerOutcome:
     """Store an answer to the open question, tell staff about critics, and ask the next question.
 
-    The insert runs in a savepoint: if the same answer is already stored (a double tap that raced, a
-    second replica), the unique key rejects it and nothing else happens.
+    The caller holds the delivery row (locked on PostgreSQL, the database lock on SQLite), so the check of
+    the open question cannot race. Should it ever, the unique key on (delivery, question) makes the
+    transaction fail, and the retried update then finds the answer already recorded.
     """
+    answers = recorded_answers(session, delivery)
     if delivery.status != DeliveryStatus.ACTIVE.value or delivery.current_question_id != question.id:
-        return (
-            AnswerOutcome.ALREADY_ANSWERED
-            if _has_answer(session, delivery, question.id)
-            else AnswerOutcome.INVALID
-        )
+        return AnswerOutcome.ALREADY_ANSWERED if question.id in answers else AnswerOutcome.INVALID
     answer = Answer(
         delivery_id=_id(delivery.id),
         question_id=question.id,
@@ -176,12 +173,8 @@ def record_answer(
         answer.nps_category = category.value
         delivery.nps_score = value
         delivery.nps_category = category.value
-    try:
-        with session.begin_nested():
-            session.add(answer)
-            session.flush()
-    except IntegrityError:
-        return AnswerOutcome.ALREADY_ANSWERED
+    session.add(answer)
+    answers[question.id] = value
 
     survey = services.survey(delivery.survey_id)
     lang = services.language(delivery.language)
@@ -207,26 +200,16 @@ def record_answer(
             now=now,
         )
     if delivery.nps_category == NpsCategory.CRITIC.value:
-        _queue_staff_alert(session, services, delivery=delivery, trigger=question, value=value, now=now)
+        _queue_staff_alert(
+            session, services, delivery=delivery, answers=answers, trigger=question, value=value, now=now
+        )
 
-    answers = recorded_answers(session, delivery)
     following = next_question(survey, answers)
     if following is None:
         _complete(session, services, delivery=delivery, chat_id=chat_id, now=now)
     else:
         ask_question(session, services, delivery=delivery, question=following, chat_id=chat_id, now=now)
     return AnswerOutcome.RECORDED
-
-
-def _has_answer(session: Session, delivery: SurveyDelivery, question_id: str) -> bool:
-    return (
-        session.exec(
-            select(Answer.id)
-            .where(Answer.delivery_id == delivery.id)
-            .where(Answer.question_id == question_id)
-        ).first()
-        is not None
-    )
 
 
 def _complete(
@@ -261,6 +244,7 @@ def _queue_staff_alert(
     services: Services,
     *,
     delivery: SurveyDelivery,
+    answers: dict[str, AnswerValue],
     trigger: Question,
     value: AnswerValue,
     now: datetime,
@@ -276,7 +260,6 @@ def _queue_staff_alert(
         .where(Customer.id == delivery.customer_id)
     ).one()
     customer, purchase = row
-    answers = recorded_answers(session, delivery)
     reason = comment = None
     for question in survey.questions:
         if question.id == survey.first_question().id or question.id not in answers:

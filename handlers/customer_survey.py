@@ -9,7 +9,7 @@ from handlers import conversation, customers, messages
 from handlers.context import BotContext
 from handlers.visitor import Visitor, visitor
 from storage import outbox
-from storage.models import Customer, SurveyDelivery
+from storage.models import SurveyDelivery
 from surveys.definition import QuestionType
 from surveys.flow import InvalidAnswer, parse_button_value, parse_text_answer
 
@@ -20,12 +20,12 @@ async def answer_button(update: Update, context: BotContext) -> None:
     if query is None or person is None:
         return
     parsed = messages.parse_answer_callback(query.data)
-    delivery = context.session.get(SurveyDelivery, parsed[0], with_for_update=True) if parsed else None
-    if parsed is None or delivery is None:
+    found = customers.delivery_with_customer(context.session, parsed[0]) if parsed else None
+    if parsed is None or found is None:
         person.toast(query, conversation.AnswerOutcome.INVALID.value)
         return
-    customer = context.session.get(Customer, delivery.customer_id)
-    if customer is None or customer.telegram_user_id != person.row.id:
+    delivery, customer = found
+    if customer.telegram_user_id != person.row.id:
         person.toast(query, conversation.AnswerOutcome.NOT_YOURS.value)
         return
     _, question_id, raw = parsed

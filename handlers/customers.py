@@ -93,6 +93,17 @@ def _reschedule_waiting(session: Session, telegram_user_id: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def delivery_with_customer(session: Session, delivery_id: int) -> tuple[SurveyDelivery, Customer] | None:
+    """Load a delivery with its customer in one query, locking the delivery (PostgreSQL) for the answer."""
+    row = session.exec(
+        select(SurveyDelivery, Customer)
+        .join(Customer, sa.and_(col(Customer.id) == SurveyDelivery.customer_id))
+        .where(col(SurveyDelivery.id) == delivery_id)
+        .with_for_update(of=SurveyDelivery)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def active_delivery(session: Session, telegram_user_id: int) -> SurveyDelivery | None:
     """Return the most recently started open survey of a Telegram user."""
     return session.exec(

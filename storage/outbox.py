@@ -141,20 +141,28 @@ class SendOutcome:
     count_attempt: bool = True
 
 
-def apply_outcomes(session: Session, outcomes: list[SendOutcome], *, now: datetime) -> None:
-    """Write the results of a send batch."""
+def apply_outcomes(
+    session: Session, rows: dict[int, OutboxMessage], outcomes: list[SendOutcome], *, now: datetime
+) -> None:
+    """Write the results of a send batch in one executemany (the rows are leased to us, so their
+    current values are the ones we read)."""
+    if not outcomes:
+        return
+    parameters = []
     for outcome in outcomes:
-        values: dict[str, Any] = {"status": outcome.status.value, "locked_until": None, "lease_owner": None}
-        if outcome.count_attempt:
-            values["attempts"] = OutboxMessage.attempts + 1
-        if outcome.status is OutboxStatus.SENT:
-            values["sent_at"] = now
-            values["sent_message_id"] = outcome.message_id
-            values["last_error"] = None
-        if outcome.next_attempt_at is not None:
-            values["next_attempt_at"] = outcome.next_attempt_at
-        if outcome.error is not None:
-            values["last_error"] = outcome.error[:500]
-        session.execute(
-            sa.update(OutboxMessage).where(col(OutboxMessage.id) == outcome.row_id).values(**values)
+        row = rows[outcome.row_id]
+        sent = outcome.status is OutboxStatus.SENT
+        parameters.append(
+            {
+                "id": outcome.row_id,
+                "status": outcome.status.value,
+                "locked_until": None,
+                "lease_owner": None,
+                "attempts": row.attempts + (1 if outcome.count_attempt else 0),
+                "sent_at": now if sent else row.sent_at,
+                "sent_message_id": outcome.message_id if sent else row.sent_message_id,
+                "next_attempt_at": outcome.next_attempt_at or row.next_attempt_at,
+                "last_error": None if sent else (outcome.error or row.last_error or "")[:500] or None,
+            }
         )
+    session.execute(sa.update(OutboxMessage), parameters)
