@@ -8,6 +8,7 @@ on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -36,6 +37,7 @@ FIRST_USER_ID = 700_000_000
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 POSTGRES_URL_VARIABLE = "KUNDENPULS_BENCH_POSTGRES_URL"
 POLL_SECONDS = 0.05
+CODE_DIRS = ("bot", "handlers", "storage", "surveys")
 
 _T = TypeVar("_T")
 
@@ -57,6 +59,33 @@ def wait_for(
             detail = f" ({describe()})" if describe is not None else ""
             raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         time.sleep(POLL_SECONDS)
+
+
+def code_fingerprint() -> str:
+    """A hash of the bot's code and survey files: other people change the tree, and a run that spans a
+    change would mix two versions in one median."""
+    digest = hashlib.sha256()
+    for directory in CODE_DIRS:
+        for path in sorted((REPO / directory).rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(REPO)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def code_version() -> str:
+    """The git commit under test and whether the bot's code differs from it (read-only git calls)."""
+    git = ["git", "--no-optional-locks", "-C", str(REPO)]
+    try:
+        head = _output([*git, "rev-parse", "--short", "HEAD"]).strip()
+        changed = _output([*git, "diff", "--name-only", "HEAD", "--", *CODE_DIRS]).split()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown commit (git not available)"
+    return f"commit {head}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
+
+
+def _output(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True).stdout  # noqa: S603
 
 
 def free_port() -> int:

@@ -59,10 +59,11 @@ def machine() -> str:
     )
 
 
-def print_header(console: Console, options: dict[str, Any], validating: bool) -> None:
-    """What was measured, with which settings."""
+def print_header(console: Console, options: dict[str, Any], validating: bool, code: str) -> None:
+    """What was measured, with which settings and which version of the bot."""
     console.rule("[bold]Kundenpuls survey throughput vs. a bare python-telegram-bot echo bot")
-    console.print(f"Machine: {machine()}")
+    console.print(f"Machine: {machine()}", highlight=False)
+    console.print(f"Code under test: {code}", highlight=False)
     console.print(
         f"{options['customers']} customers, database {options['database']}, {options['rounds']} rounds "
         f"(echo first, then Kundenpuls), {options['steps']} timed answer(s) per customer"
@@ -112,12 +113,14 @@ def print_summary(console: Console, pairs: list[tuple[RunResult, RunResult]], da
     return median
 
 
-def print_correctness(console: Console, runs: list[RunResult]) -> bool:
+def print_correctness(console: Console, runs: list[RunResult], *, code_changed: bool) -> bool:
     """Every check that makes the numbers trustworthy; returns True when everything passed."""
     table = Table(title="Correctness", title_justify="left")
     table.add_column("run")
     table.add_column("result")
-    ok = True
+    ok = not code_changed
+    if code_changed:
+        table.add_row("code", "[red]the bot's code changed during the run: the rounds mix two versions")
     for i, run in enumerate(runs, start=1):
         if run.problems:
             ok = False
@@ -248,6 +251,9 @@ def _group(func: tuple[str, int, str]) -> str | None:
     path = func[0]
     if path == "~":
         return None
+    if path.endswith("psycopg/connection.py") and func[2] == "wait":
+        # psycopg blocks here until PostgreSQL answers; the event loop can do nothing else meanwhile.
+        return "waiting: PostgreSQL round trips (psycopg wait, blocks the loop)"
     if "/site-packages/" in path:
         package = path.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
         return _GROUPS.get(package, package)
@@ -262,7 +268,7 @@ def _group(func: tuple[str, int, str]) -> str | None:
 def _c_group(name: str) -> str | None:
     """C functions that are a cost of their own (I/O, the database driver, idling)."""
     if "select.epoll" in name or "select.select" in name:
-        return "idle: waiting in epoll"
+        return "waiting: epoll (the loop had nothing to do)"
     if "sqlite3" in name:
         return "sqlite3 driver (C)"
     if "psycopg" in name:
@@ -299,8 +305,8 @@ def print_profile(console: Console, run: RunResult, unprofiled_cpu_ms: float, to
     stats = pstats.Stats(str(run.profile))
     answers = run.units
     groups = profile_breakdown(stats)
-    busy = sum(t for g, t in groups.items() if not g.startswith("idle"))
-    small = [g for g, t in groups.items() if t < 0.005 * busy and not g.startswith("idle")]
+    busy = sum(t for g, t in groups.items() if not g.startswith("waiting"))
+    small = [g for g, t in groups.items() if t < 0.005 * busy and not g.startswith("waiting")]
     if len(small) > 1:
         groups["everything else (each < 0.5 %)"] = sum(groups.pop(g) for g in small)
     table = Table(
@@ -308,11 +314,11 @@ def print_profile(console: Console, run: RunResult, unprofiled_cpu_ms: float, to
         title_justify="left",
     )
     table.add_column("part of the stack (own time; C builtins charged to their caller)")
-    table.add_column("share of busy time", justify="right")
+    table.add_column("share of CPU time", justify="right")
     table.add_column("ms/answer under cProfile", justify="right")
     table.add_column("≈ ms/answer without profiler", justify="right")
     for group, seconds in groups.items():
-        share = seconds / busy if not group.startswith("idle") else 0.0
+        share = seconds / busy if not group.startswith("waiting") else 0.0
         table.add_row(
             group,
             f"{share:.1%}" if share else "—",

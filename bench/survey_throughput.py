@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console
 
-from bench.harness import BenchError, FakeServer
+from bench.harness import BenchError, FakeServer, code_fingerprint, code_version
 from bench.report import (
     print_correctness,
     print_costs,
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)
     with FakeServer() as probe:
         validating = probe.validating
-    print_header(console, vars(args), validating)
+    fingerprint = code_fingerprint()
+    print_header(console, vars(args), validating, f"{code_version()}, code fingerprint {fingerprint}")
     started = time.monotonic()
     try:
         pairs, instrumented = measure(args, console)
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     print_rounds(console, pairs)
     print_summary(console, pairs, args.database)
     runs = [run for pair in pairs for run in pair] + [instrumented]
-    ok = print_correctness(console, runs)
+    changed = code_fingerprint() != fingerprint
+    ok = print_correctness(console, runs, code_changed=changed)
     kundenpuls_runs = [k for _, k in pairs]
     print_costs(console, [e for e, _ in pairs], kundenpuls_runs, instrumented)
     if args.profile:

@@ -28,7 +28,7 @@ from sqlmodel import col
 from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from handlers.conversation import KIND_STAFF_ALERT, SURVEY_KINDS
+from handlers.conversation import KIND_QUESTION, KIND_STAFF_ALERT, KIND_THANKS, SURVEY_KINDS
 from storage import outbox
 from storage.db import unit_of_work
 from storage.models import OutboxMessage, OutboxStatus, TelegramUser, utcnow
@@ -37,6 +37,8 @@ from storage.outbox import SendOutcome
 log = logging.getLogger(__name__)
 
 _LEASE = timedelta(minutes=2)
+STEP_KINDS = (KIND_QUESTION, KIND_THANKS)
+"""Rows that carry a survey step; when they edit a message that is gone, they are sent anew."""
 _BATCH = 200
 _MAX_BACKOFF = timedelta(hours=1)
 _IDLE_SECONDS = 5.0
@@ -161,7 +163,17 @@ class OutboxSender:
         if row.method == "sendMessage":
             result = await self._bot.send_message(chat_id=chat_id, reply_markup=reply_markup, **payload)
         elif row.method == "editMessageText":
-            result = await self._bot.edit_message_text(chat_id=chat_id, reply_markup=reply_markup, **payload)
+            try:
+                result = await self._bot.edit_message_text(
+                    chat_id=chat_id, reply_markup=reply_markup, **payload
+                )
+            except BadRequest as error:
+                if row.kind not in STEP_KINDS or not _is_gone(error):
+                    raise
+                # The customer deleted the message (or it can no longer be edited): the next step must
+                # still reach them, so it goes out as a new message.
+                payload.pop("message_id", None)
+                result = await self._bot.send_message(chat_id=chat_id, reply_markup=reply_markup, **payload)
         elif row.method == "editMessageReplyMarkup":
             result = await self._bot.edit_message_reply_markup(
                 chat_id=chat_id, reply_markup=reply_markup, **payload
@@ -205,6 +217,12 @@ class OutboxSender:
             next_attempt_at=utcnow() + backoff + jitter,
             error=f"{type(error).__name__}: {error}",
         )
+
+
+def _is_gone(error: BadRequest) -> bool:
+    """Tell whether an edit failed because the message is gone or frozen, not because of our payload."""
+    text = str(error).lower()
+    return "message to edit not found" in text or "message can't be edited" in text
 
 
 def _row_id(row: OutboxMessage) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import html
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ from storage.models import (
     TelegramUser,
 )
 from storage.outbox import OutboundCall
-from surveys.definition import AnswerValue, Question, QuestionType
+from surveys.definition import AnswerValue, Question, QuestionType, SurveyDefinition
 from surveys.flow import answer_label, next_question
 from surveys.languages import Language
 from surveys.nps import NpsCategory, classify
@@ -61,6 +62,19 @@ def question_key(delivery: SurveyDelivery, question_id: str) -> str:
     return f"ask:{delivery.id}:{question_id}:{delivery.ask_seq}"
 
 
+@dataclass(frozen=True)
+class AnsweredInPlace:
+    """A question answered with a button: its message turns into the next step instead of a new one.
+
+    One message per survey keeps the chat tidy, notifies the customer once, and saves a Bot API call per
+    answer. The answered question stays on top of the message, ticked.
+    """
+
+    question: Question
+    value: AnswerValue
+    message_id: int
+
+
 def ask_question(
     session: Session,
     services: Services,
@@ -69,6 +83,7 @@ def ask_question(
     question: Question,
     chat_id: int,
     now: datetime,
+    after: AnsweredInPlace | None = None,
 ) -> None:
     """Make ``question`` the open one and queue the message that asks it."""
     survey = services.survey(delivery.survey_id)
@@ -78,14 +93,21 @@ def ask_question(
     delivery.status = DeliveryStatus.ACTIVE.value
     session.add(delivery)
     payload = messages.question_message(
-        services, survey=survey, question=question, delivery_id=_id(delivery.id), chat_id=chat_id, lang=lang
+        services,
+        survey=survey,
+        question=question,
+        delivery_id=_id(delivery.id),
+        chat_id=chat_id,
+        lang=lang,
+        above=_answered_text(services, survey, after, lang),
+        message_id=after.message_id if after else None,
     )
     outbox.enqueue(
         session,
         OutboundCall(
             dedupe_key=question_key(delivery, question.id),
             kind=KIND_QUESTION,
-            method="sendMessage",
+            method="editMessageText" if after else "sendMessage",
             chat_id=chat_id,
             payload=payload,
             delivery_id=delivery.id,
@@ -143,6 +165,7 @@ def record_answer(
     chat_id: int,
     answered_message_id: int | None,
     now: datetime,
+    in_place: bool = False,
 ) -> AnswerOutcome:
     """Store an answer to the open question, tell staff about critics, and ask the next question.
 
@@ -178,7 +201,10 @@ def record_answer(
 
     survey = services.survey(delivery.survey_id)
     lang = services.language(delivery.language)
-    if answered_message_id is not None:
+    after = None
+    if answered_message_id is not None and in_place:
+        after = AnsweredInPlace(question=question, value=value, message_id=answered_message_id)
+    elif answered_message_id is not None:
         outbox.enqueue(
             session,
             OutboundCall(
@@ -206,37 +232,57 @@ def record_answer(
 
     following = next_question(survey, answers)
     if following is None:
-        _complete(session, services, delivery=delivery, chat_id=chat_id, now=now)
+        _complete(session, services, delivery=delivery, chat_id=chat_id, now=now, after=after)
     else:
-        ask_question(session, services, delivery=delivery, question=following, chat_id=chat_id, now=now)
+        ask_question(
+            session, services, delivery=delivery, question=following, chat_id=chat_id, now=now, after=after
+        )
     return AnswerOutcome.RECORDED
 
 
 def _complete(
-    session: Session, services: Services, *, delivery: SurveyDelivery, chat_id: int, now: datetime
+    session: Session,
+    services: Services,
+    *,
+    delivery: SurveyDelivery,
+    chat_id: int,
+    now: datetime,
+    after: AnsweredInPlace | None = None,
 ) -> None:
+    """Close the survey with the thank-you (in place of the last question's buttons, if pressed)."""
     survey = services.survey(delivery.survey_id)
     lang = services.language(delivery.language)
     delivery.status = DeliveryStatus.COMPLETED.value
     delivery.current_question_id = None
     delivery.completed_at = now
     session.add(delivery)
+    thanks = html.escape(survey.thanks.get(lang), quote=False)
+    above = _answered_text(services, survey, after, lang)
+    payload = messages.text_message(chat_id, f"{above}\n\n{thanks}" if above else thanks)
+    if after is not None:
+        payload["message_id"] = after.message_id
     outbox.enqueue(
         session,
         OutboundCall(
             dedupe_key=f"thanks:{delivery.id}",
             kind=KIND_THANKS,
-            method="sendMessage",
+            method="editMessageText" if after else "sendMessage",
             chat_id=chat_id,
-            payload=messages.text_message(chat_id, _escape(survey.thanks.get(lang))),
+            payload=payload,
             delivery_id=delivery.id,
         ),
         now=now,
     )
 
 
-def _escape(text: str) -> str:
-    return html.escape(text, quote=False)
+def _answered_text(
+    services: Services, survey: SurveyDefinition, after: AnsweredInPlace | None, lang: Language
+) -> str | None:
+    if after is None:
+        return None
+    return messages.answered_text(
+        services, survey=survey, question=after.question, value=after.value, lang=lang
+    )
 
 
 def _queue_staff_alert(

@@ -57,6 +57,7 @@ def _record_button(
         chat_id=person.chat_id,
         answered_message_id=message_id,
         now=context.work.now,
+        in_place=True,
     )
     if outcome is conversation.AnswerOutcome.RECORDED:
         context.work.queued_messages = True

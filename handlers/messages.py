@@ -76,6 +76,16 @@ def question_text(survey: SurveyDefinition, question: Question, lang: Language) 
     return f"<b>{text}</b>"
 
 
+def answered_text(
+    services: Services, *, survey: SurveyDefinition, question: Question, value: AnswerValue, lang: Language
+) -> str:
+    """Return a question as answered: its text with the answer ticked below it (HTML)."""
+    label = answer_label(question, value, lang)
+    shown = services.text(lang, "skipped") if label is None else html.escape(_preview(label), quote=False)
+    answer_line = services.text(lang, "your_answer", answer=shown)
+    return f"{question_text(survey, question, lang)}\n\n✅ {answer_line}"
+
+
 def question_message(
     services: Services,
     *,
@@ -84,13 +94,19 @@ def question_message(
     delivery_id: int,
     chat_id: int,
     lang: Language,
+    above: str | None = None,
+    message_id: int | None = None,
 ) -> dict[str, Any]:
-    """Return the sendMessage payload that asks a question."""
+    """Return the payload that asks a question: a new message, or (``message_id``) an edit of the message
+    whose button was just pressed, with the answered question (``above``) kept on top."""
+    text = question_text(survey, question, lang)
     payload: dict[str, Any] = {
         "chat_id": chat_id,
-        "text": question_text(survey, question, lang),
+        "text": f"{above}\n\n{text}" if above else text,
         "parse_mode": "HTML",
     }
+    if message_id is not None:
+        payload["message_id"] = message_id
     keyboard = question_keyboard(services, delivery_id, question, lang)
     if keyboard is not None:
         payload["reply_markup"] = keyboard
@@ -108,13 +124,10 @@ def answered_question_edit(
     lang: Language,
 ) -> dict[str, Any]:
     """Return the editMessageText payload that shows the answer and removes the buttons."""
-    label = answer_label(question, value, lang)
-    shown = services.text(lang, "skipped") if label is None else html.escape(_preview(label), quote=False)
-    answer_line = services.text(lang, "your_answer", answer=shown)
     return {
         "chat_id": chat_id,
         "message_id": message_id,
-        "text": f"{question_text(survey, question, lang)}\n\n✅ {answer_line}",
+        "text": answered_text(services, survey=survey, question=question, value=value, lang=lang),
         "parse_mode": "HTML",
     }
 

@@ -49,6 +49,14 @@ class RunningBot:
     http: httpx.AsyncClient
     engine: Engine
 
+    async def next_step(
+        self,
+        previous: dict[str, Any],
+        timeout: float = 10.0,  # noqa: ASYNC109  a deadline that fails the test with a summary, by design
+    ) -> dict[str, Any]:
+        """Wait until a survey message shows the step after ``previous``; return it."""
+        return await next_step(self.api, previous, timeout)
+
     async def report_purchase(self, **body: Any) -> httpx.Response:
         """POST a purchase to the bot's ingestion API."""
         return await self.http.post(
@@ -74,6 +82,30 @@ class RunningBot:
         """All survey deliveries."""
         with Session(self.engine) as session:
             return list(session.exec(select(SurveyDelivery)).all())
+
+
+async def next_step(
+    api: FakeBotApi,
+    previous: dict[str, Any],
+    timeout: float = 10.0,  # noqa: ASYNC109  a deadline that fails the test with a summary, by design
+) -> dict[str, Any]:
+    """Wait until a survey message shows the step after ``previous`` (button answers edit it in place)."""
+    chat_id = int(previous["chat"]["id"])
+
+    def current() -> dict[str, Any] | None:
+        for message in api.messages_to(chat_id):
+            if message["message_id"] == previous["message_id"]:
+                return message
+        return None
+
+    def changed() -> bool:
+        message = current()
+        return message is not None and message.get("text") != previous.get("text")
+
+    await api.wait_until(changed, timeout=timeout)
+    step = current()
+    assert step is not None
+    return step
 
 
 def button(message: dict[str, Any], text: str) -> str:

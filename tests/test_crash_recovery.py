@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from bot.application import FAILPOINT_VARIABLE, HOLD_UPDATES
 from storage.db import create_db_engine
 from storage.models import Answer
-from tests.e2e import INGEST_KEY, STAFF_CHAT, TOKEN, button
+from tests.e2e import INGEST_KEY, STAFF_CHAT, TOKEN, button, next_step
 from tests.fakes.bot_api_server import FakeBotApi, FakeUser
 
 ANNA = FakeUser(id=9001, first_name="Anna", language_code="de")
@@ -131,11 +131,11 @@ class TestCrashRecovery:
                 assert response.status_code == 201
                 question = await api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
                 api.user_presses_button(ANNA, question, button(question, "2"))
-                reason = await api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+                reason = await next_step(api, question)
                 await bot.kill()
             async with bot.running():
                 api.user_presses_button(ANNA, reason, button(reason, "Preis"))
-                comment = await api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+                comment = await next_step(api, reason)
                 assert "besser" in comment["text"]
             api.assert_clean()
         assert _answers(database_url) == [("nps", 2, None), ("reason", None, "price")]
@@ -159,7 +159,7 @@ class TestCrashRecovery:
             assert _answers(database_url) == []
             assert api.pending_updates == []
             async with bot.running():
-                follow_up = await api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+                follow_up = await next_step(api, question)
                 assert "gefallen" in follow_up["text"]
             api.assert_clean()
         assert _answers(database_url) == [("nps", 9, None)]

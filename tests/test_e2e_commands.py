@@ -57,7 +57,7 @@ class TestStop:
         async with running_bot(database_url) as env:
             question = await env.customer_with_survey(ANNA)
             env.api.user_presses_button(ANNA, question, button(question, "4"))
-            await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+            await env.next_step(question)
             env.api.user_sends_text(ANNA, "/stop")
             confirmation = await env.api.wait_for_message(ANNA.id)
             assert "/start" in confirmation["text"]

@@ -41,7 +41,7 @@ class TestBlockedCustomer:
             # Ben is served meanwhile, through a whole answer round trip.
             ben_question = await env.customer_with_survey(BEN, order_id="B-1")
             env.api.user_presses_button(BEN, ben_question, button(ben_question, "9"))
-            await env.api.wait_for_message(BEN.id, lambda m: "reply_markup" in m)
+            await env.next_step(ben_question)
             await env.bot.sweep()
             await env.bot.sender.drain()
             assert _send_attempts(env, ANNA.id) == 2
@@ -55,7 +55,7 @@ class TestBlockedCustomer:
             env.api.user_sends_text(ANNA, "Hallo")
             question = await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
             env.api.user_presses_button(ANNA, question, button(question, "7"))
-            await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+            await env.next_step(question)
             with Session(env.engine) as session:
                 anna = session.get(TelegramUser, ANNA.id)
                 assert anna is not None and anna.blocked_at is None
@@ -129,8 +129,21 @@ class TestTelegramTrouble:
         async with running_bot(database_url) as env:
             question = await env.customer_with_survey(ANNA)
             env.api.fail_method("sendMessage", 502, "Bad Gateway", times=3)
+            env.api.fail_method("editMessageText", 502, "Bad Gateway", times=2)
             env.api.user_presses_button(ANNA, question, button(question, "1"))
             alert = await env.api.wait_for_message(STAFF_CHAT, timeout=30)
             assert "1/10" in alert["text"]
-            await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m, timeout=30)
+            await env.next_step(question, timeout=30)
             assert len(env.api.messages_to(STAFF_CHAT)) == 1
+
+    async def test_deleted_survey_message_gets_the_next_question_as_a_new_message(
+        self, database_url: str
+    ) -> None:
+        """If the message to edit is gone, the next step is sent anew instead of being lost."""
+        async with running_bot(database_url) as env:
+            question = await env.customer_with_survey(ANNA)
+            env.api.fail_method("editMessageText", 400, "Bad Request: message to edit not found", times=1)
+            env.api.user_presses_button(ANNA, question, button(question, "9"))
+            follow_up = await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+            assert "gefallen" in follow_up["text"]
+            assert follow_up["message_id"] != question["message_id"]

@@ -13,9 +13,9 @@ class TestCriticPath:
             anna = FakeUser(id=5001, first_name="Anna <B&B>", language_code="de")
             question = await env.customer_with_survey(anna)
             env.api.user_presses_button(anna, question, button(question, "3"))
-            reason = await env.api.wait_for_message(anna.id, lambda m: "reply_markup" in m)
+            reason = await env.next_step(question)
             env.api.user_presses_button(anna, reason, button(reason, "Lieferung"))
-            comment = await env.api.wait_for_message(anna.id, lambda m: "reply_markup" in m)
+            comment = await env.next_step(reason)
             env.api.user_sends_text(anna, "Das Paket kam zwei Wochen zu spät.")
             await env.api.wait_for_message(anna.id, lambda m: "Dank" in m["text"] and "reply_markup" not in m)
             alert = await env.api.wait_for_message(STAFF_CHAT)
@@ -36,7 +36,9 @@ class TestCriticPath:
             await env.api.wait_until(
                 lambda: all("reply_markup" not in m for m in env.api.messages_to(anna.id))
             )
-            assert comment["message_id"] != reason["message_id"]
+            # The survey stayed in one message, edited step by step; the thank-you followed the comment.
+            assert question["message_id"] == reason["message_id"] == comment["message_id"]
+            assert "✅" in env.api.messages_to(anna.id)[-2]["text"]
 
 
 class TestOtherPaths:
@@ -47,9 +49,11 @@ class TestOtherPaths:
             question = await env.customer_with_survey(emma)
             assert "recommend" in question["text"]
             env.api.user_presses_button(emma, question, button(question, "10"))
-            liked = await env.api.wait_for_message(emma.id, lambda m: "reply_markup" in m)
+            liked = await env.next_step(question)
             env.api.user_presses_button(emma, liked, button(liked, "The service"))
-            await env.api.wait_for_message(emma.id, lambda m: "Thank you" in m["text"])
+            done = await env.next_step(liked)
+            assert "Thank you" in done["text"] and "reply_markup" not in done
+            assert len(env.api.messages_to(emma.id)) == 2  # the /start reply and the one survey message
             answers = env.answers()
             assert [(a.question_id, a.nps_category or a.choice) for a in answers] == [
                 ("nps", "promoter"),
@@ -63,13 +67,14 @@ class TestOtherPaths:
             emma = FakeUser(id=5003, first_name="Emma", language_code="en")
             question = await env.customer_with_survey(emma)
             env.api.user_presses_button(emma, question, button(question, "7"))
-            improve = await env.api.wait_for_message(emma.id, lambda m: "reply_markup" in m)
+            improve = await env.next_step(question)
             env.api.user_presses_button(emma, improve, button(improve, "Skip"))
-            await env.api.wait_for_message(emma.id, lambda m: "Thank you" in m["text"])
+            done = await env.next_step(improve)
+            assert "Thank you" in done["text"]
             answers = env.answers()
             assert [(a.question_id, a.skipped) for a in answers] == [("nps", False), ("improve", True)]
             assert env.deliveries()[0].status == "completed"
-            await env.api.wait_until(lambda: "skipped" in env.api.messages_to(emma.id)[-2]["text"])
+            assert "skipped" in done["text"]
 
     async def test_too_long_comment_is_refused_with_the_limit(self, database_url: str) -> None:
         """A comment over the limit is not stored; the customer is told the limit and can try again."""
@@ -77,7 +82,7 @@ class TestOtherPaths:
             anna = FakeUser(id=5004, first_name="Anna", language_code="de")
             question = await env.customer_with_survey(anna)
             env.api.user_presses_button(anna, question, button(question, "8"))
-            await env.api.wait_for_message(anna.id, lambda m: "reply_markup" in m)
+            await env.next_step(question)
             env.api.user_sends_text(anna, "x" * 1001)
             refusal = await env.api.wait_for_message(anna.id)
             assert "1000" in refusal["text"]

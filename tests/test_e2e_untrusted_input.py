@@ -28,7 +28,7 @@ class TestUntrustedButtons:
             env.api.user_presses_button(ANNA, question, data)
             env.api.user_presses_button(ANNA, question, data)
             await _all_queries_answered(env, 2)
-            await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+            await env.next_step(question)
             assert [(a.question_id, a.score) for a in env.answers()] == [("nps", 10)]
             texts = [str(answer.get("text")) for answer in env.api.callback_answers]
             assert any("bereits" in text for text in texts)
@@ -38,7 +38,7 @@ class TestUntrustedButtons:
         async with running_bot(database_url) as env:
             question = await env.customer_with_survey(ANNA)
             update = env.api.user_presses_button(ANNA, question, button(question, "8"))
-            await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+            await env.next_step(question)
             env.api.redeliver(update)
             env.api.user_sends_text(ANNA, "/help")  # a later update proves the redelivery was consumed
             await env.api.wait_for_message(ANNA.id, lambda m: "/language" in m["text"])
@@ -77,7 +77,7 @@ class TestUntrustedButtons:
             assert env.answers() == []
             # The real button still works afterwards.
             env.api.user_presses_button(ANNA, question, button(question, "5"))
-            await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+            await env.next_step(question)
             assert [(a.question_id, a.score) for a in env.answers()] == [("nps", 5)]
 
     async def test_press_on_an_old_question_is_refused(self, database_url: str) -> None:
@@ -85,7 +85,7 @@ class TestUntrustedButtons:
         async with running_bot(database_url) as env:
             question = await env.customer_with_survey(ANNA)
             env.api.user_presses_button(ANNA, question, button(question, "9"))
-            await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+            await env.next_step(question)
             env.api.user_presses_button(ANNA, question, button(question, "2"), require_button=False)
             await _all_queries_answered(env, 2)
             assert [(a.question_id, a.score, a.nps_category) for a in env.answers()] == [
@@ -138,7 +138,7 @@ class TestFailingHandler:
             env.bot.worker.retry_base = timedelta(0)
             question = await env.customer_with_survey(ANNA)
             env.api.user_presses_button(ANNA, question, button(question, "8"))
-            await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+            await env.next_step(question)
             with Session(env.engine) as session:
                 # A survey definition that was removed while this survey was open: handling must fail.
                 session.execute(sa.update(SurveyDelivery).values(survey_id="retired"))
