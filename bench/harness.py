@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from storage.db import normalize_database_url
-from tests.fakes.bot_api_server import FakeBotApi, FakeBotApiThread, FakeUser
+from tests.fakes.bot_api_server import FakeBotApi, FakeBotApiThread, FakeUser, RecordedRequest
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "123456789:AAKundenpulsBench_0123456789abcdef"
@@ -109,12 +109,36 @@ class Call:
     time: float
     chat_id: object
     error: str | None
+    text: str | None
+    """The message text it sent or edited in, if any."""
+    buttons: tuple[str, ...]
+    """The callback data of the inline keyboard it attached, if any."""
+
+    @property
+    def shows_message(self) -> bool:
+        """A successful call that put content into a chat (a new message or an edit of one)."""
+        return self.status == 200 and self.method in ("sendMessage", "editMessageText")
+
+
+def _call(record: RecordedRequest) -> Call:
+    params = record.params
+    text = params.get("text")
+    markup = params.get("reply_markup")
+    rows = markup.get("inline_keyboard", []) if isinstance(markup, dict) else []
+    buttons = tuple(str(b.get("callback_data")) for row in rows for b in row if isinstance(b, dict))
+    return Call(
+        record.method,
+        record.status,
+        record.time,
+        params.get("chat_id"),
+        record.error,
+        text if isinstance(text, str) else None,
+        buttons,
+    )
 
 
 def _calls_since(server: FakeBotApi, start: int) -> list[Call]:
-    return [
-        Call(r.method, r.status, r.time, r.params.get("chat_id"), r.error) for r in server.requests[start:]
-    ]
+    return [_call(r) for r in server.requests[start:]]
 
 
 def _activity(server: FakeBotApi) -> tuple[float, bool, bool]:
@@ -215,8 +239,11 @@ class BotProcess:
             )
         return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def __exit__(self, _type: object, error: BaseException | None, _tb: object) -> None:
         self.stop()
+        if isinstance(error, BenchError) and "log:" not in str(error):
+            # The run's directory (and the log) is removed next; keep what the bot said in the message.
+            error.args = (f"{error}\n{self.name} log:\n{self.log_tail()}",)
 
     @property
     def process(self) -> subprocess.Popen[bytes]:
@@ -229,7 +256,7 @@ class BotProcess:
         """Raise with the end of the log if the process has exited."""
         code = self.process.poll()
         if code is not None:
-            raise BenchError(f"{self.name} exited with {code}; last log lines:\n{self.log_tail()}")
+            raise BenchError(f"{self.name} exited with {code}; log:\n{self.log_tail()}")
 
     def signal(self, signum: int) -> None:
         """Send a signal (the window marks of run_bot.py)."""

@@ -9,17 +9,20 @@ For Kundenpuls "done" means: every answer is stored and every customer has recei
 The next message is sent from the outbox only after the transaction that stored the answer committed, so
 its arrival also bounds the commit; the answers are still counted in the database before a burst is
 accepted. After that, the benchmark waits for the burst's other effects (callback answers, edits of the
-answered question, staff alerts) so that the request and statement counts cover all the work an answer
-causes.
+answered question if the bot does that, staff alerts) so that the request and statement counts cover all
+the work an answer causes. Whether the bot sends the next step as a new message or edits it into the
+answered one does not matter: the benchmark looks for the next step's buttons (or the thank-you text).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ from bench.harness import (
     wait_for,
     workdir,
 )
+from surveys.loader import load_builtin_survey
 from tests.fakes.bot_api_server import FakeBotApi, FakeUser
 
 BENCH = Path(__file__).resolve().parent
@@ -56,6 +60,8 @@ PROFILE_DIR = Path(tempfile.gettempdir())
 # choice questions; passive: the text question "improve", answered with its Skip button).
 STEP_QUESTIONS = ({"nps"}, {"reason", "liked", "improve"})
 FOLLOW_UP = {"critic": "reason", "passive": "improve", "promoter": "liked"}
+# The start of the German thank-you that ends the survey (the customers' language is German).
+THANKS_MARKER = html.escape(load_builtin_survey("post_purchase").thanks.get("de")[:30], quote=False)
 
 
 @dataclass
@@ -141,50 +147,76 @@ def _replies(server: FakeBotApi, users: list[FakeUser]) -> dict[int, list[str]]:
 # ---------------------------------------------------------------------------------- measuring a burst
 
 
-def _first_reply_times(calls: list[Call], customers: set[int]) -> dict[int, float]:
-    """When each customer's first successful sendMessage of the window arrived."""
+Reply = Callable[[Call], bool]
+"""Whether a call that put content into a customer's chat is the reply the benchmark waits for."""
+
+
+def any_message(_call: Call) -> bool:
+    """Any new or edited message counts (setup: the answer to /start)."""
+    return True
+
+
+def asks(question: str) -> Reply:
+    """The reply shows the buttons of ``question``, whether as a new message or edited into the old one."""
+    return lambda call: any(b.split(":")[2:3] == [question] for b in call.buttons)
+
+
+def says(text: str) -> Reply:
+    """The reply's text contains ``text`` (HTML as sent)."""
+    return lambda call: call.text is not None and text in call.text
+
+
+def echoes(text: str) -> Reply:
+    """The reply's text is exactly ``text``."""
+    return lambda call: call.text == text
+
+
+def _first_reply_times(calls: list[Call], expected: dict[int, Reply]) -> dict[int, float]:
+    """When each customer's expected reply first arrived in the window."""
     first: dict[int, float] = {}
     for call in calls:
         chat = call.chat_id
-        if (
-            call.method == "sendMessage"
-            and call.status == 200
-            and isinstance(chat, int)
-            and chat in customers
-        ):
-            first.setdefault(chat, call.time)
+        if call.shows_message and isinstance(chat, int) and chat not in first:
+            reply = expected.get(chat)
+            if reply is not None and reply(call):
+                first[chat] = call.time
     return first
 
 
 def _wait_replies(
-    fake: FakeServer, bot: BotProcess, start: int, customers: set[int], timeout: float
+    fake: FakeServer, bot: BotProcess, start: int, expected: dict[int, Reply], timeout: float
 ) -> float:
-    """Wait until every customer got a message in the window; return when the last one arrived."""
+    """Wait until every customer got the reply expected from them; return when the last one arrived."""
     seen: dict[int, float] = {}
 
     def done() -> float | None:
         bot.check_alive()
-        seen.update(_first_reply_times(fake.calls_since(start), customers))
-        return max(seen.values()) if len(seen) == len(customers) else None
+        seen.update(_first_reply_times(fake.calls_since(start), expected))
+        return max(seen.values()) if len(seen) == len(expected) else None
 
     return wait_for(
         done,
         timeout=timeout,
         what=f"{bot.name} to answer every customer",
-        describe=lambda: f"{len(seen)} of {len(customers)} got a reply",
+        describe=lambda: f"{len(seen)} of {len(expected)} got the expected reply",
     )
 
 
 def _wait_effects(
     fake: FakeServer, bot: BotProcess, start: int, expected: dict[str, int], timeout: float
 ) -> None:
-    """Wait until the window holds at least ``expected`` successful calls per method, then for quiet."""
+    """Wait until the window holds the burst's other effects, then until the bot has gone quiet.
+
+    ``expected`` maps a method, or ``"alerts"`` for messages to the staff chat, to a minimum count.
+    """
     got: dict[str, int] = {}
 
     def done() -> bool | None:
         bot.check_alive()
+        calls = [c for c in fake.calls_since(start) if c.status == 200]
         got.clear()
-        got.update(count_by(c.method for c in fake.calls_since(start) if c.status == 200))
+        got.update(count_by(c.method for c in calls))
+        got["alerts"] = sum(1 for c in calls if c.shows_message and c.chat_id == STAFF_CHAT)
         return True if all(got.get(m, 0) >= n for m, n in expected.items()) else None
 
     wait_for(
@@ -236,7 +268,8 @@ def run_echo(customers: int, timeout: float) -> RunResult:
             start = fake.request_count()
             meter = CpuMeter(bot, fake)
             t0 = fake.call(_send_texts, users, texts)
-            end = _wait_replies(fake, bot, start, {u.id for u in users}, timeout)
+            expected = {u.id: echoes(text) for u, text in zip(users, texts, strict=True)}
+            end = _wait_replies(fake, bot, start, expected, timeout)
             _wait_effects(fake, bot, start, {"sendMessage": customers}, timeout)
             burst = _burst_result("echo", customers, t0, end, fake.calls_since(start), meter.stop())
             replies = fake.call(_replies, users)
@@ -374,7 +407,7 @@ class KundenpulsRun:
         users = [c.user for c in self.plan]
         start = fake.request_count()
         fake.call(_send_texts, users, ["/start"] * len(users))
-        _wait_replies(fake, bot, start, {u.id for u in users}, self.timeout)
+        _wait_replies(fake, bot, start, dict.fromkeys((u.id for u in users), any_message), self.timeout)
         self._report_purchases()
         chat_ids = [u.id for u in users]
         asked: dict[int, Any] = {}
@@ -436,9 +469,9 @@ class KundenpulsRun:
         start = fake.request_count()
         meter = CpuMeter(bot, fake)
         t0 = fake.call(_press_all, presses)
-        end = _wait_replies(fake, bot, start, {c.user.id for c in self.plan}, self.timeout)
+        end = _wait_replies(fake, bot, start, self._next_steps(step), self.timeout)
         self._wait_answers_stored(db, STEP_QUESTIONS[step], n)
-        expected = {"answerCallbackQuery": n, "editMessageText": n, "sendMessage": n + critics}
+        expected = {"answerCallbackQuery": n, "alerts": critics}
         _wait_effects(fake, bot, start, expected, self.timeout)
         cpu = meter.stop()
         if self.instrumented:
@@ -446,6 +479,20 @@ class KundenpulsRun:
             time.sleep(0.1)
         label = "NPS question" if step == 0 else "follow-up"
         return _burst_result(label, n, t0, end, fake.calls_since(start), cpu)
+
+    def _next_steps(self, step: int) -> dict[int, Reply]:
+        """What each customer must see after pressing in ``step``: the follow-up question after the NPS
+        answer; after the follow-up, the comment question (critics) or the thank-you (everyone else).
+        New message or edited in place, both count."""
+        replies: dict[int, Reply] = {}
+        for customer in self.plan:
+            if step == 0:
+                replies[customer.user.id] = asks(FOLLOW_UP[customer.group])
+            elif customer.group == "critic":
+                replies[customer.user.id] = asks("comment")
+            else:
+                replies[customer.user.id] = says(THANKS_MARKER)
+        return replies
 
     def _wait_answers_stored(self, db: Database, questions: set[str], expected: int) -> None:
         """Count the burst's answers from this process, as a reader of the bot's database."""

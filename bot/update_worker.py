@@ -83,6 +83,9 @@ class UpdateWorker:
             for row in batch:
                 await self._handle(row)
                 total += 1
+                # Handling never waits on the network, so without this the poller, the sender and the
+                # callback answers would stall until the whole batch is done.
+                await asyncio.sleep(0)
 
     async def _handle(self, row: InboundUpdate) -> None:
         now = utcnow()
@@ -99,7 +102,10 @@ class UpdateWorker:
                 work = UpdateWork(session=session, now=now, update_id=row.update_id)
                 token = begin_work(work)
                 try:
-                    await self._application.process_update(update)
+                    # Handlers flush explicitly where a query needs their rows; everything else is
+                    # written in one flush at the commit instead of before every query.
+                    with session.no_autoflush:
+                        await self._application.process_update(update)
                 finally:
                     end_work(token)
                 if work.error is not None:

@@ -39,8 +39,10 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
+    # No pre-ping (a round trip per unit of work): a connection that died is recycled, and the unit of work
+    # that met it fails and is retried like any other transient error.
     return sa.create_engine(
-        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=5, max_overflow=5
+        url, echo=echo, hide_parameters=True, pool_recycle=300, pool_size=5, max_overflow=5
     )
 
 

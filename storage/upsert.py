@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,12 +16,17 @@ def insert_ignoring_duplicates(
     """Insert rows, skipping any whose ``conflict_columns`` already exist; return how many were new."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    else:  # pragma: no cover - only the two supported databases reach here
-        raise NotImplementedError(f"insert-or-ignore is not implemented for {dialect}")
+    statement = _insert_ignoring(session.get_bind().dialect.name, table, tuple(conflict_columns))
     result = session.execute(statement, rows)
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
+@cache
+def _insert_ignoring(dialect: str, table: sa.Table, conflict_columns: tuple[str, ...]) -> Any:
+    """Build the statement once per table: it sits on the hot path of every answer, and a statement object
+    that is reused keeps SQLAlchemy from rebuilding and re-keying it each time."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
+    raise NotImplementedError(f"insert-or-ignore is not implemented for {dialect}")  # pragma: no cover
