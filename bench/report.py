@@ -218,7 +218,7 @@ _EVENTS = {
     "(commit)": "COMMIT (DBAPI commit, one per transaction)",
     "(rollback)": "ROLLBACK (DBAPI rollback)",
     "(begin)": "transactions begun (PostgreSQL: psycopg sends BEGIN itself)",
-    "(checkout)": "pool checkouts (PostgreSQL: each one a pre-ping round trip)",
+    "(checkout)": "pool checkouts (one per unit of work)",
 }
 
 

@@ -61,9 +61,9 @@ class TestRun:
 
 
 class TestDatabase:
-    def test_db_upgrade_creates_the_schema(self, tmp_path: Path) -> None:
+    def test_db_upgrade_creates_the_schema(self, database_url: str, tmp_path: Path) -> None:
         """``kundenpuls db upgrade`` migrates an empty database and is safe to repeat."""
-        env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}"}
+        env = {"DATABASE_URL": database_url}
         first = run_cli("db", "upgrade", cwd=tmp_path, env=env)
         assert first.returncode == 0, first.stderr
         second = run_cli("db", "upgrade", cwd=tmp_path, env=env)
