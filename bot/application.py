@@ -26,7 +26,7 @@ from bot.polling import DurablePoller
 from bot.sender import OutboxSender, assign_staff_chat
 from bot.settings import Settings
 from bot.update_worker import UpdateWorker
-from handlers import customer_commands, customer_survey, customers
+from handlers import chat_member, customer_commands, customer_survey, customers
 from handlers.context import BotApplication, BotContext
 from handlers.errors import record_error
 from handlers.services import Services
@@ -68,6 +68,7 @@ def build_application(settings: Settings, services: Services) -> BotApplication:
     # message and button press still gets an answer.
     application.add_handlers(customer_commands.HANDLERS)
     application.add_handlers(customer_survey.HANDLERS)
+    application.add_handlers(chat_member.HANDLERS)
     application.add_handlers(customer_survey.FALLBACK_HANDLERS)
     application.add_error_handler(record_error)
     return application

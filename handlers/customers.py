@@ -28,7 +28,7 @@ from surveys.languages import Language
 _LAST_SEEN_RESOLUTION = timedelta(minutes=10)
 
 
-def touch_user(session: Session, work: UpdateWork, user: User) -> TelegramUser:
+def touch_user(session: Session, work: UpdateWork, user: User, *, lift_block: bool = True) -> TelegramUser:
     """Create or refresh the Telegram user behind an update; writing to us lifts a block."""
     row = session.get(TelegramUser, user.id)
     if row is None:
@@ -52,7 +52,7 @@ def touch_user(session: Session, work: UpdateWork, user: User) -> TelegramUser:
     if work.now - row.last_seen_at > _LAST_SEEN_RESOLUTION:
         row.last_seen_at = work.now
         changed = True
-    if row.blocked_at is not None:
+    if row.blocked_at is not None and lift_block:
         # They wrote to us, so they unblocked the bot: send what was held back.
         row.blocked_at = None
         changed = True

@@ -113,6 +113,17 @@ def release_chat(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def hold_chat(session: Session, chat_id: int, *, status: OutboxStatus) -> int:
+    """Hold a chat's pending rows (the user blocked the bot) until they are released again."""
+    result = session.execute(
+        sa.update(OutboxMessage)
+        .where(col(OutboxMessage.chat_id) == chat_id)
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+        .values(status=status.value, locked_until=None, lease_owner=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def cancel_chat(session: Session, chat_id: int, *, kinds: tuple[str, ...]) -> int:
     """Cancel a chat's unsent rows of the given kinds (the customer said /stop)."""
     result = session.execute(

@@ -147,3 +147,48 @@ class TestTelegramTrouble:
             follow_up = await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
             assert "gefallen" in follow_up["text"]
             assert follow_up["message_id"] != question["message_id"]
+
+
+def _membership(user: FakeUser, old: str, new: str, when: int) -> dict[str, object]:
+    """A my_chat_member update as Telegram sends it when a user blocks or unblocks the bot."""
+    bot_user = {"id": 123456, "is_bot": True, "first_name": "Kundenpuls Test"}
+
+    def member(status: str) -> dict[str, object]:
+        return {"status": status, "user": bot_user, **({"until_date": 0} if status == "kicked" else {})}
+
+    return {
+        "my_chat_member": {
+            "chat": user.private_chat(),
+            "from": user.to_dict(),
+            "date": when,
+            "old_chat_member": member(old),
+            "new_chat_member": member(new),
+        }
+    }
+
+
+class TestMembershipUpdates:
+    async def test_blocking_holds_messages_and_unblocking_releases_them(self, database_url: str) -> None:
+        """Telegram's "kicked" update holds the survey without a failed send; "member" sends it."""
+        async with running_bot(database_url, survey_delay="1h") as env:
+            env.api.user_sends_text(ANNA, "/start")
+            await env.api.wait_for_message(ANNA.id)
+            env.api.enqueue_update(_membership(ANNA, "member", "kicked", 1_700_000_000))
+            await env.api.wait_until(lambda: not env.api.pending_updates)
+            await env.bot.worker.drain()
+            with Session(env.engine) as session:
+                anna = session.get(TelegramUser, ANNA.id)
+                assert anna is not None and anna.blocked_at is not None
+            response = await env.report_purchase(
+                order_id="M-1",
+                customer_id="c-m",
+                telegram_user_id=ANNA.id,
+                purchased_at="2020-01-01T00:00:00+00:00",
+            )
+            assert response.status_code == 201
+            await env.bot.sweep()
+            await env.bot.sender.drain()
+            assert _send_attempts(env, ANNA.id) == 1  # only the /start reply: nothing tried while blocked
+            env.api.enqueue_update(_membership(ANNA, "kicked", "member", 1_700_000_100))
+            question = await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+            assert "empfehlen" in question["text"]
