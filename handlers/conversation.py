@@ -37,6 +37,7 @@ KIND_ANSWERED = "survey_answered"
 KIND_THANKS = "survey_thanks"
 KIND_REPLY = "reply"
 KIND_STAFF_ALERT = "staff_alert"
+KIND_CLOSED = "survey_closed"  # buttons taken off an open question after /stop
 CUSTOMER_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS, KIND_REPLY)
 SURVEY_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS)
 

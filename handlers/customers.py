@@ -157,6 +157,7 @@ def stop_everything(session: Session, work: UpdateWork, user_row: TelegramUser) 
     user_row.opted_out_at = work.now
     session.add(user_row)
     outbox.cancel_chat(session, user_row.id, kinds=conversation.CUSTOMER_KINDS)
+    _close_open_questions(session, work, user_row.id)
     customer_ids = select(Customer.id).where(col(Customer.telegram_user_id) == user_row.id)
     session.execute(
         sa.update(SurveyDelivery)
@@ -173,6 +174,35 @@ def stop_everything(session: Session, work: UpdateWork, user_row: TelegramUser) 
         .values(status=DeliveryStatus.STOPPED.value)
     )
     return True
+
+
+def _close_open_questions(session: Session, work: UpdateWork, telegram_user_id: int) -> None:
+    """Take the buttons off questions that are open when the customer stops, so nothing invites a tap."""
+    open_deliveries = session.exec(
+        select(SurveyDelivery)
+        .join(Customer, sa.and_(col(Customer.id) == SurveyDelivery.customer_id))
+        .where(col(Customer.telegram_user_id) == telegram_user_id)
+        .where(col(SurveyDelivery.status) == DeliveryStatus.ACTIVE.value)
+    ).all()
+    for delivery in open_deliveries:
+        if delivery.current_question_id is None:
+            continue
+        key = conversation.question_key(delivery, delivery.current_question_id)
+        message_id = outbox.sent_message_id(session, key)
+        if message_id is None:
+            continue  # never sent (the row was just cancelled): there is no keyboard to remove
+        outbox.enqueue(
+            session,
+            OutboundCall(
+                dedupe_key=f"close:{key}",
+                kind=conversation.KIND_CLOSED,
+                method="editMessageReplyMarkup",
+                chat_id=telegram_user_id,
+                payload={"message_id": message_id},
+                delivery_id=delivery.id,
+            ),
+            now=work.now,
+        )
 
 
 def resume_everything(session: Session, work: UpdateWork, user_row: TelegramUser) -> bool:

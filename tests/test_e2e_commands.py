@@ -62,6 +62,10 @@ class TestStop:
             confirmation = await env.api.wait_for_message(ANNA.id)
             assert "/start" in confirmation["text"]
             assert {d.status for d in env.deliveries()} == {"stopped"}
+            # The open question loses its buttons, so nothing invites a tap after /stop.
+            await env.api.wait_until(
+                lambda: all("reply_markup" not in m for m in env.api.messages_to(ANNA.id))
+            )
             env.api.user_sends_text(ANNA, "/stop")
             assert "bereits" in (await env.api.wait_for_message(ANNA.id))["text"]
 
