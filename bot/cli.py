@@ -24,7 +24,7 @@ log = logging.getLogger("kundenpuls")
 def configure_logging(level: int = logging.INFO) -> None:
     """Log to stderr; httpx would log every request URL, and those URLs contain the bot token."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "apscheduler", "aiohttp.access"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "aiohttp.access", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
