@@ -27,7 +27,7 @@ from bot.sender import OutboxSender, assign_staff_chat
 from bot.settings import Settings
 from bot.update_worker import UpdateWorker
 from handlers import chat_member, customer_commands, customer_survey, customers
-from handlers.context import BotApplication, BotContext
+from handlers.context import BotApplication, BotContext, UpdateWork
 from handlers.errors import record_error
 from handlers.services import Services
 from storage.db import create_db_engine
@@ -114,6 +114,8 @@ class KundenpulsBot:
         self._http_runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._sweep_lock = asyncio.Lock()
+        # Set when a part of the bot died: better to exit and be restarted than to run half a bot.
+        self.crashed = asyncio.Event()
 
     async def start(self) -> None:
         """Migrate the database, connect to Telegram and start every part."""
@@ -164,6 +166,7 @@ class KundenpulsBot:
         if not task.cancelled() and task.exception() is not None:
             log.critical("%s stopped", task.get_name(), exc_info=task.exception())
             self.ready = False
+            self.crashed.set()
 
     async def _set_commands(self) -> None:
         bot = self.application.bot
@@ -195,8 +198,6 @@ class KundenpulsBot:
             if user_row
             else self.services.language()
         )
-        from handlers.context import UpdateWork
-
         work = UpdateWork(session=session, now=utcnow(), update_id=update_id)
         customers.queue_reply(
             session,

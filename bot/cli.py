@@ -112,11 +112,20 @@ def _import(settings: Settings, path: Path, console: Console) -> int:
     return EXIT_OK if not summary.rejected else EXIT_FAILED
 
 
+class BotCrashed(Exception):
+    """A part of the running bot stopped; the log says which and why."""
+
+
 def _run(settings: Settings) -> int:
     from telegram.error import InvalidToken, TelegramError
 
     try:
         asyncio.run(_serve(settings))
+    except BotCrashed:
+        print(
+            "kundenpuls: a part of the bot stopped unexpectedly (see the log above); exiting", file=sys.stderr
+        )
+        return EXIT_FAILED
     except InvalidToken:
         print(
             "kundenpuls: Telegram rejected TELEGRAM_BOT_TOKEN. Check the token @BotFather gave you "
@@ -149,9 +158,15 @@ async def _serve(settings: Settings) -> None:
         await bot.start()
         if bot.http_port is not None:
             log.info("purchase API on http://%s:%s/api/purchases", settings.http_host, bot.http_port)
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        crashing = asyncio.create_task(bot.crashed.wait())
+        await asyncio.wait({stopping, crashing}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        crashing.cancel()
     finally:
         await bot.stop()
+    if bot.crashed.is_set():
+        raise BotCrashed
 
 
 if __name__ == "__main__":

@@ -175,3 +175,18 @@ class TestCrashRecovery:
                 stderr = (await bot.process.stderr.read()).decode() if bot.process.stderr else ""
             assert code == 0, stderr
             assert "Traceback" not in stderr
+
+    async def test_a_dead_part_stops_the_process_so_it_can_be_restarted(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        """If polling dies (Telegram revoked the token), the bot exits 1 instead of running half a bot."""
+        async with FakeBotApi(token=TOKEN) as api:
+            bot = BotProcess(api, database_url, tmp_path)
+            async with bot.running():
+                assert bot.process is not None
+                api.fail_method("getUpdates", 401, "Unauthorized", times=None)
+                api.user_sends_text(ANNA, "/start")  # ends the long poll that is waiting now
+                code = await asyncio.wait_for(bot.process.wait(), timeout=60)
+                stderr = (await bot.process.stderr.read()).decode() if bot.process.stderr else ""
+            assert code == 1, stderr
+            assert "part of the bot stopped unexpectedly" in stderr
