@@ -11,6 +11,7 @@ import enum
 import html
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -103,13 +104,26 @@ def ask_question(
         above=_answered_text(services, survey, after, lang),
         message_id=after.message_id if after else None,
     )
+    _queue_step(session, question_key(delivery, question.id), KIND_QUESTION, delivery, payload, after, now)
+
+
+def _queue_step(
+    session: Session,
+    key: str,
+    kind: str,
+    delivery: SurveyDelivery,
+    payload: dict[str, Any],
+    after: AnsweredInPlace | None,
+    now: datetime,
+) -> None:
+    """Queue a survey step: an edit of the message whose button was pressed, or a new message."""
     outbox.enqueue(
         session,
         OutboundCall(
-            dedupe_key=question_key(delivery, question.id),
-            kind=KIND_QUESTION,
+            dedupe_key=key,
+            kind=kind,
             method="editMessageText" if after else "sendMessage",
-            chat_id=chat_id,
+            chat_id=int(payload["chat_id"]),
             payload=payload,
             delivery_id=delivery.id,
         ),
@@ -262,18 +276,7 @@ def _complete(
     payload = messages.text_message(chat_id, f"{above}\n\n{thanks}" if above else thanks)
     if after is not None:
         payload["message_id"] = after.message_id
-    outbox.enqueue(
-        session,
-        OutboundCall(
-            dedupe_key=f"thanks:{delivery.id}",
-            kind=KIND_THANKS,
-            method="editMessageText" if after else "sendMessage",
-            chat_id=chat_id,
-            payload=payload,
-            delivery_id=delivery.id,
-        ),
-        now=now,
-    )
+    _queue_step(session, f"thanks:{delivery.id}", KIND_THANKS, delivery, payload, after, now)
 
 
 def _answered_text(
