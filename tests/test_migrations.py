@@ -22,3 +22,20 @@ class TestMigrations:
         """Running the migrations again (every start does) changes nothing."""
         upgrade_database(engine)
         assert current_revision(engine) == "0001"
+
+
+class TestSqlite:
+    def test_sqlite_runs_in_wal_mode_with_foreign_keys(self, tmp_path: object) -> None:
+        """SQLite files use WAL (readers never block the writer) and enforce foreign keys."""
+        import sqlalchemy as sa
+
+        from storage.db import create_db_engine
+
+        engine = create_db_engine(f"sqlite:///{tmp_path}/wal.db")
+        try:
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                assert connection.execute(sa.text("SELECT 1")).scalar() == 1
+        finally:
+            engine.dispose()
