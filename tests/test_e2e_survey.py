@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e import STAFF_CHAT, button, running_bot
 from tests.fakes.bot_api_server import FakeUser
 
@@ -92,3 +94,23 @@ class TestOtherPaths:
                 ("nps", None),
                 ("improve", "Schnellerer Versand"),
             ]
+
+
+class TestAlertsWithoutStaffChat:
+    async def test_alerts_wait_for_a_staff_chat_and_go_out_once_it_is_set(
+        self, database_url: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Without STAFF_CHAT_ID a critic's alert is kept; restarted with it set, it is delivered once."""
+        anna = FakeUser(id=5005, first_name="Anna", language_code="de")
+        async with running_bot(database_url, staff_chat_id=None) as env:
+            question = await env.customer_with_survey(anna)
+            env.api.user_presses_button(anna, question, button(question, "1"))
+            await env.next_step(question)
+            await env.bot.sender.drain()
+            assert env.api.requests_for("sendMessage")[-1].params.get("chat_id") != STAFF_CHAT
+        assert "STAFF_CHAT_ID is not set" in caplog.text
+        async with running_bot(database_url) as env:
+            alert = await env.api.wait_for_message(STAFF_CHAT)
+            assert "1/10" in alert["text"]
+            await env.bot.sender.drain()
+            assert len(env.api.messages_to(STAFF_CHAT)) == 1
