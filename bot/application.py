@@ -33,7 +33,7 @@ from handlers.services import Services
 from storage.db import create_db_engine
 from storage.migrate import upgrade_database
 from storage.models import TelegramUser, utcnow
-from surveys.loader import load_builtin_survey
+from surveys.loader import POST_PURCHASE_SURVEY_ID, load_builtin_survey
 from surveys.texts import load_catalogue
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class KundenpulsBot:
     def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or create_db_engine(settings.database_url)
-        survey = load_builtin_survey("post_purchase")
+        survey = load_builtin_survey(POST_PURCHASE_SURVEY_ID)
         self.services = Services(settings=settings, surveys={survey.id: survey}, catalogue=load_catalogue())
         self.application = build_application(settings, self.services)
         # httpx's connection pool does work per event that grows with the requests waiting in it, so the

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.settings import Settings
 from storage.db import unit_of_work
 from storage.purchases import record_purchase
+from surveys.loader import POST_PURCHASE_SURVEY_ID
 from surveys.purchase_report import PurchaseReport, describe_validation_error
 
 COLUMNS: Final = (
@@ -44,7 +45,6 @@ COLUMNS: Final = (
 )
 REQUIRED_COLUMNS: Final = ("order_id", "customer_id")
 DELIMITERS: Final = (",", ";")
-SURVEY_ID: Final = "post_purchase"
 # Small enough that a crash loses little and SQLite's write lock is held only briefly (the bot keeps
 # working during an import), large enough that commits do not dominate the run time.
 BATCH_SIZE: Final = 200
@@ -336,7 +336,7 @@ def _record_batch(
                 result = record_purchase(
                     session=session,
                     report=report,
-                    survey_id=SURVEY_ID,
+                    survey_id=POST_PURCHASE_SURVEY_ID,
                     survey_delay=settings.survey_delay,
                     source="csv",
                 )

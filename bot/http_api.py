@@ -28,13 +28,13 @@ from sqlalchemy.exc import StatementError
 from bot.settings import Settings
 from storage.db import unit_of_work
 from storage.purchases import RecordedPurchase, record_purchase
+from surveys.loader import POST_PURCHASE_SURVEY_ID
 from surveys.purchase_report import PurchaseReport, describe_validation_error
 
 log = logging.getLogger(__name__)
 
 PURCHASES_PATH: Final = "/api/purchases"
 HEALTH_PATH: Final = "/healthz"
-SURVEY_ID: Final = "post_purchase"
 # A purchase report is a few hundred bytes; 64 KiB leaves room for long names without letting a client
 # make the bot buffer megabytes.
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -192,7 +192,7 @@ class _PurchaseApi:
             return record_purchase(
                 session=session,
                 report=report,
-                survey_id=SURVEY_ID,
+                survey_id=POST_PURCHASE_SURVEY_ID,
                 survey_delay=self._settings.survey_delay,
                 source="api",
             )

@@ -53,7 +53,6 @@ class OutboxSender:
         self._http_slots = http_slots
         self._wake = asyncio.Event()
         self._owner = secrets.token_hex(8)
-        self.sent = 0
 
     def wake(self) -> None:
         """Tell the sender that new rows are queued."""
@@ -100,7 +99,6 @@ class OutboxSender:
                         .values(blocked_at=now)
                     )
             total += len(outcomes)
-            self.sent += sum(1 for outcome in outcomes if outcome.status is OutboxStatus.SENT)
 
     async def _send_chat(self, rows: list[OutboxMessage]) -> list[SendOutcome]:
         """Send one chat's rows in order; once the chat refuses, hold the rest the same way."""

@@ -54,7 +54,6 @@ class UpdateWorker:
         self._background: set[asyncio.Task[object]] = set()
         # Transient failures (a deadlock, a dropped connection) usually pass within seconds.
         self.retry_base = timedelta(seconds=1)
-        self.processed = 0
 
     def wake(self) -> None:
         """Tell the worker that new updates are stored."""
@@ -114,7 +113,6 @@ class UpdateWorker:
         except Exception as error:
             self._record_failure(row, error)
             return
-        self.processed += 1
         self._after_commit(work)
 
     def _after_commit(self, work: UpdateWork) -> None:

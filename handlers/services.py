@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bot.settings import Settings
 from surveys.definition import SurveyDefinition
@@ -18,9 +18,6 @@ class Services:
     surveys: dict[str, SurveyDefinition]
     catalogue: Catalogue
     bot_username: str | None = None
-    default_survey_id: str = "post_purchase"
-    # Set by the composition root: wakes the sender and the sweep without waiting for their timers.
-    wake_sender: list[object] = field(default_factory=list)
 
     def survey(self, survey_id: str) -> SurveyDefinition:
         """Return a loaded survey by id (KeyError for one that is not loaded)."""

@@ -20,6 +20,8 @@ from pydantic_core import ErrorDetails
 
 from surveys.definition import SURVEY_PROBLEMS_ERROR, Location, SurveyDefinition
 
+POST_PURCHASE_SURVEY_ID = "post_purchase"
+"""The survey every purchase gets (the only one so far)."""
 BUILTIN_SURVEYS_DIR = Path(__file__).parent / "definitions"
 
 _SURVEY_ID = re.compile(r"[a-z0-9_]{1,32}")
@@ -80,7 +82,7 @@ def load_survey(path: Path) -> SurveyDefinition:
 
 
 @functools.cache
-def load_builtin_survey(survey_id: str = "post_purchase") -> SurveyDefinition:
+def load_builtin_survey(survey_id: str = POST_PURCHASE_SURVEY_ID) -> SurveyDefinition:
     """Load a survey shipped in ``surveys/definitions`` (cached: definitions are immutable).
 
     The id must match the file name, so the id stored with every answer always leads back
