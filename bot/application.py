@@ -25,6 +25,7 @@ from bot.http_api import build_http_app, start_http_server
 from bot.polling import DurablePoller
 from bot.sender import OutboxSender, assign_staff_chat
 from bot.settings import Settings
+from bot.telegram_http import AiohttpRequest
 from bot.update_worker import UpdateWorker
 from handlers import chat_member, customer_commands, customer_survey, customers
 from handlers.context import BotApplication, BotContext, UpdateWork
@@ -55,7 +56,9 @@ def build_application(settings: Settings, services: Services) -> BotApplication:
         .updater(None)  # our DurablePoller stores updates before confirming them
         .context_types(ContextTypes(context=BotContext))
         .defaults(Defaults(tzinfo=settings.timezone))
-        .connection_pool_size(HTTP_CALLS_IN_FLIGHT + 2)
+        .request(AiohttpRequest(connection_pool_size=HTTP_CALLS_IN_FLIGHT + 2))
+        # Our DurablePoller makes the getUpdates calls; PTB's own updates client stays idle.
+        .get_updates_request(AiohttpRequest(connection_pool_size=1))
     )
     if settings.telegram_max_rate > 0:
         limiter = AIORateLimiter(
@@ -91,8 +94,8 @@ class KundenpulsBot:
         survey = load_builtin_survey(POST_PURCHASE_SURVEY_ID)
         self.services = Services(settings=settings, surveys={survey.id: survey}, catalogue=load_catalogue())
         self.application = build_application(settings, self.services)
-        # httpx's connection pool does work per event that grows with the requests waiting in it, so the
-        # bot keeps few Bot API calls in flight (FIELD-NOTES: 4 at once was fastest).
+        # A few Bot API calls in flight keep the connection busy without queueing work in the client
+        # (FIELD-NOTES: 4 at once was fastest).
         self.http_slots = asyncio.Semaphore(HTTP_CALLS_IN_FLIGHT)
         self.sender = OutboxSender(engine=self.engine, bot=self.application.bot, http_slots=self.http_slots)
         self.worker = UpdateWorker(
