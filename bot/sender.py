@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col
-from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from handlers.conversation import KIND_QUESTION, KIND_STAFF_ALERT, KIND_THANKS, SURVEY_KINDS
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 _LEASE = timedelta(minutes=2)
 STEP_KINDS = (KIND_QUESTION, KIND_THANKS)
 """Rows that carry a survey step; when they edit a message that is gone, they are sent anew."""
+_METHODS = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup"})
 _BATCH = 200
 _MAX_BACKOFF = timedelta(hours=1)
 _IDLE_SECONDS = 5.0
@@ -150,35 +151,22 @@ class OutboxSender:
 
     async def _call(self, row: OutboxMessage) -> int | None:
         """Make the Bot API call a row describes; return the message id it produced, if any."""
-        payload: dict[str, Any] = dict(row.payload)
-        payload.pop("chat_id", None)
-        markup = payload.pop("reply_markup", None)
-        reply_markup = InlineKeyboardMarkup.de_json(markup, self._bot) if markup else None
-        chat_id = row.chat_id
-        if chat_id is None:  # claim_due never hands out rows without a chat
+        if row.chat_id is None:  # claim_due never hands out rows without a chat
             raise ValueError(f"outbox row {row.id} has no chat")
-        result: Message | bool
-        if row.method == "sendMessage":
-            result = await self._bot.send_message(chat_id=chat_id, reply_markup=reply_markup, **payload)
-        elif row.method == "editMessageText":
-            try:
-                result = await self._bot.edit_message_text(
-                    chat_id=chat_id, reply_markup=reply_markup, **payload
-                )
-            except BadRequest as error:
-                if row.kind not in STEP_KINDS or not _is_gone(error):
-                    raise
-                # The customer deleted the message (or it can no longer be edited): the next step must
-                # still reach them, so it goes out as a new message.
-                payload.pop("message_id", None)
-                result = await self._bot.send_message(chat_id=chat_id, reply_markup=reply_markup, **payload)
-        elif row.method == "editMessageReplyMarkup":
-            result = await self._bot.edit_message_reply_markup(
-                chat_id=chat_id, reply_markup=reply_markup, **payload
-            )
-        else:
+        if row.method not in _METHODS:
             raise ValueError(f"outbox row {row.id} has an unsupported method {row.method!r}")
-        return result.message_id if isinstance(result, Message) else None
+        payload: dict[str, Any] = {**row.payload, "chat_id": row.chat_id}
+        try:
+            result = await _post(self._bot, row.method, payload)
+        except BadRequest as error:
+            if row.method != "editMessageText" or row.kind not in STEP_KINDS or not _is_gone(error):
+                raise
+            # The customer deleted the message (or it can no longer be edited): the next step must
+            # still reach them, so it goes out as a new message.
+            payload.pop("message_id", None)
+            result = await _post(self._bot, "sendMessage", payload)
+        message_id = result.get("message_id") if isinstance(result, dict) else None
+        return message_id if isinstance(message_id, int) else None
 
     def _refused(self, row: OutboxMessage, error: Forbidden) -> SendOutcome:
         text = str(error).lower()
@@ -215,6 +203,18 @@ class OutboxSender:
             next_attempt_at=utcnow() + backoff + jitter,
             error=f"{type(error).__name__}: {error}",
         )
+
+
+async def _post(bot: Bot, method: str, payload: dict[str, Any]) -> object:
+    """Call the Bot API with a stored payload as it is and return the raw result.
+
+    The outbox already holds each call as the Bot API's JSON, so turning it into PTB objects for
+    ``send_message`` and the answer back into a ``Message`` would only cost CPU (about a third of a
+    millisecond per call, most of an answer's PTB time; bench/README.md). ``Bot._post`` is the path PTB's
+    own methods and ``do_api_request`` share: it applies the rate limiter and maps Telegram's errors to
+    PTB's exceptions. ``do_api_request`` itself warns for methods PTB wraps, hence the direct call.
+    """
+    return await bot._post(method, api_kwargs=payload)
 
 
 def _is_gone(error: BadRequest) -> bool:
