@@ -1,8 +1,12 @@
-"""Handles stored updates, each in its own unit of work, exactly once.
+"""Handles stored updates exactly once, several to a transaction.
 
-An update's effects (answers, outbox rows) and its "done" mark are committed in one transaction. If a
-handler fails, the transaction is rolled back and the update is tried again later; after a few failures
-it is parked as failed and the customer is told that something went wrong.
+An update's effects (answers, outbox rows) and its "done" mark are committed in one transaction. When
+many updates wait (a burst of answers), up to ``_GROUP`` of them share one transaction: a commit, a
+connection checkout and the bookkeeping around them cost about as much as handling an answer, so sharing
+them nearly halves the database time per answer. If any update of a group fails, the whole group is
+rolled back and its updates are handled again one by one, each in its own transaction, so one bad update
+never holds back or duplicates another. An update that fails on its own is tried again later; after a few
+failures it is parked as failed and the customer is told that something went wrong.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from storage.models import InboundUpdate, utcnow
 log = logging.getLogger(__name__)
 
 _BATCH = 100
+_GROUP = 25
+"""Updates per shared transaction: the event loop waits while a group is handled (the database calls are
+synchronous), so a group is kept short enough (tens of milliseconds) not to delay the sender noticeably."""
 _LEASE = timedelta(minutes=2)
 _IDLE_POLL_SECONDS = 5.0
 
@@ -79,41 +86,77 @@ class UpdateWorker:
                 )
             if not batch:
                 return total
-            for row in batch:
-                await self._handle(row)
-                total += 1
+            parsed = [(row, update) for row in batch if (update := self._parse(row)) is not None]
+            total += len(batch) - len(parsed)
+            for start in range(0, len(parsed), _GROUP):
+                group = parsed[start : start + _GROUP]
+                if len(group) == 1 or not await self._handle_together(group):
+                    for row, update in group:
+                        await self._handle(row, update)
+                        await asyncio.sleep(0)
+                total += len(group)
                 # Handling never waits on the network, so without this the poller, the sender and the
                 # callback answers would stall until the whole batch is done.
                 await asyncio.sleep(0)
 
-    async def _handle(self, row: InboundUpdate) -> None:
-        now = utcnow()
+    async def _handle_together(self, group: list[tuple[InboundUpdate, Update]]) -> bool:
+        """Handle ``group`` in one transaction; return False, with nothing committed, if any update fails."""
+        works: list[UpdateWork] = []
         try:
-            update = Update.de_json(row.payload, self._application.bot)
-        except Exception as error:  # malformed JSON from the network must not stop the worker
-            log.warning("update %s could not be parsed: %s", row.update_id, type(error).__name__)
             with unit_of_work(self._engine) as session:
-                inbox.mark_unprocessable(session, row.update_id, now=now, error=f"unparseable: {error!r}")
-            return
+                done: list[int] = []
+                for row, update in group:
+                    work = await self._process(session, row, update)
+                    # The next update's queries must see this one's rows (handlers run without autoflush).
+                    session.flush()
+                    works.append(work)
+                    done.append(row.update_id)
+                inbox.mark_done(session, done, now=utcnow())
+        except Exception as error:
+            log.debug("a group of %s updates failed (%r); handling them one by one", len(group), error)
+            return False
+        for work in works:
+            self._after_commit(work)
+        return True
+
+    async def _handle(self, row: InboundUpdate, update: Update) -> None:
+        """Handle one update in its own transaction, recording a failure for a later retry."""
         work: UpdateWork | None = None
         try:
             with unit_of_work(self._engine) as session:
-                work = UpdateWork(session=session, now=now, update_id=row.update_id)
-                token = begin_work(work)
-                try:
-                    # Handlers flush explicitly where a query needs their rows; everything else is
-                    # written in one flush at the commit instead of before every query.
-                    with session.no_autoflush:
-                        await self._application.process_update(update)
-                finally:
-                    end_work(token)
-                if work.error is not None:
-                    raise work.error
-                inbox.mark_done(session, row.update_id, now=now)
+                work = await self._process(session, row, update)
+                inbox.mark_done(session, [row.update_id], now=work.now)
         except Exception as error:
             self._record_failure(row, error)
             return
         self._after_commit(work)
+
+    def _parse(self, row: InboundUpdate) -> Update | None:
+        """Turn a stored update into PTB's object; park it for good if it cannot be parsed."""
+        try:
+            return Update.de_json(row.payload, self._application.bot)
+        except Exception as error:  # malformed JSON from the network must not stop the worker
+            log.warning("update %s could not be parsed: %s", row.update_id, type(error).__name__)
+            with unit_of_work(self._engine) as session:
+                inbox.mark_unprocessable(
+                    session, row.update_id, now=utcnow(), error=f"unparseable: {error!r}"
+                )
+            return None
+
+    async def _process(self, session: Session, row: InboundUpdate, update: Update) -> UpdateWork:
+        """Run the Application's handlers for one update inside ``session``; raise what they raised."""
+        work = UpdateWork(session=session, now=utcnow(), update_id=row.update_id)
+        token = begin_work(work)
+        try:
+            # Handlers flush explicitly where a query needs their rows; everything else is written in
+            # one flush at the end instead of before every query.
+            with session.no_autoflush:
+                await self._application.process_update(update)
+        finally:
+            end_work(token)
+        if work.error is not None:
+            raise work.error
+        return work
 
     def _after_commit(self, work: UpdateWork) -> None:
         for action in work.after_commit:

@@ -87,9 +87,12 @@ _MARK_DONE = (
 )
 
 
-def mark_done(session: Session, update_id: int, *, now: datetime) -> None:
-    """Record that the update's effects are committed (called inside the same transaction as them)."""
-    session.execute(_MARK_DONE, {"done_update_id": update_id, "done_at": now})
+def mark_done(session: Session, update_ids: Sequence[int], *, now: datetime) -> None:
+    """Record that these updates' effects are committed (called inside the same transaction as them)."""
+    if update_ids:
+        rows = [{"done_update_id": update_id, "done_at": now} for update_id in update_ids]
+        # On the session's connection: one executemany, without the ORM's bulk-update bookkeeping.
+        session.connection().execute(_MARK_DONE, rows)
 
 
 def mark_attempt_failed(
