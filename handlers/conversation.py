@@ -18,9 +18,10 @@ from sqlmodel import Session, col, select
 
 from handlers import messages
 from handlers.services import Services
+from storage import answers as stored_answers
 from storage import outbox
+from storage.answers import StoredAnswer
 from storage.models import (
-    Answer,
     Customer,
     DeliveryStatus,
     Purchase,
@@ -156,11 +157,11 @@ def start_survey(
 
 def recorded_answers(session: Session, delivery: SurveyDelivery) -> dict[str, AnswerValue]:
     """Return the answers of a delivery as the flow sees them (a skipped question maps to None)."""
-    rows = session.exec(select(Answer).where(Answer.delivery_id == delivery.id)).all()
+    rows = stored_answers.answers_of(session, _id(delivery.id))
     return {row.question_id: _answer_value(row) for row in rows}
 
 
-def _answer_value(row: Answer) -> AnswerValue:
+def _answer_value(row: StoredAnswer) -> AnswerValue:
     if row.skipped:
         return None
     if row.score is not None:
@@ -191,27 +192,29 @@ def record_answer(
     answers = recorded_answers(session, delivery)
     if delivery.status != DeliveryStatus.ACTIVE.value or delivery.current_question_id != question.id:
         return AnswerOutcome.ALREADY_ANSWERED if question.id in answers else AnswerOutcome.INVALID
-    answer = Answer(
-        delivery_id=_id(delivery.id),
-        question_id=question.id,
-        question_type=question.type.value,
-        created_at=now,
-    )
-    if value is None:
-        answer.skipped = True
-    elif question.type in (QuestionType.NPS, QuestionType.RATING) and isinstance(value, int):
-        answer.score = value
+    row: dict[str, Any] = {
+        "delivery_id": _id(delivery.id),
+        "question_id": question.id,
+        "question_type": question.type.value,
+        "score": None,
+        "choice": None,
+        "text": None,
+        "skipped": value is None,
+        "nps_category": None,
+        "created_at": now,
+    }
+    if question.type in (QuestionType.NPS, QuestionType.RATING) and isinstance(value, int):
+        row["score"] = value
     elif question.type is QuestionType.CHOICE and isinstance(value, str):
-        answer.choice = value
-    else:
-        answer.text = str(value)
-    category: NpsCategory | None = None
+        row["choice"] = value
+    elif value is not None:
+        row["text"] = str(value)
     if question.type is QuestionType.NPS and isinstance(value, int):
         category = classify(value)
-        answer.nps_category = category.value
+        row["nps_category"] = category.value
         delivery.nps_score = value
         delivery.nps_category = category.value
-    session.add(answer)
+    stored_answers.insert_answer(session, row)
     answers[question.id] = value
 
     survey = services.survey(delivery.survey_id)
