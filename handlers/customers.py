@@ -93,14 +93,18 @@ def _reschedule_waiting(session: Session, telegram_user_id: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+# Built once: every button press runs it, and building it anew costs more than executing it.
+_DELIVERY_WITH_CUSTOMER = (
+    select(SurveyDelivery, Customer)
+    .join(Customer, sa.and_(col(Customer.id) == SurveyDelivery.customer_id))
+    .where(col(SurveyDelivery.id) == sa.bindparam("delivery_id"))
+    .with_for_update(of=SurveyDelivery)
+)
+
+
 def delivery_with_customer(session: Session, delivery_id: int) -> tuple[SurveyDelivery, Customer] | None:
     """Load a delivery with its customer in one query, locking the delivery (PostgreSQL) for the answer."""
-    row = session.exec(
-        select(SurveyDelivery, Customer)
-        .join(Customer, sa.and_(col(Customer.id) == SurveyDelivery.customer_id))
-        .where(col(SurveyDelivery.id) == delivery_id)
-        .with_for_update(of=SurveyDelivery)
-    ).first()
+    row = session.exec(_DELIVERY_WITH_CUSTOMER, params={"delivery_id": delivery_id}).first()
     return (row[0], row[1]) if row is not None else None
 
 
