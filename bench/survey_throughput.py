@@ -1,6 +1,6 @@
 """How many survey answers per second Kundenpuls handles, next to a bare python-telegram-bot echo bot.
 
-    python bench/survey_throughput.py [--customers 500] [--database sqlite|postgresql] [--rounds 3]
+    python bench/survey_throughput.py [--customers 500] [--database sqlite|postgresql] [--rounds 5]
                                       [--steps 2] [--profile] [--timeout 120]
 
 Each round runs the echo bot (the floor: what PTB itself manages here), then Kundenpuls, both as
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--customers", type=int, default=500, help="customers (= updates per burst)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--rounds", type=int, default=3, help="echo + Kundenpuls pairs (median reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="echo + Kundenpuls pairs (median reported)")
     parser.add_argument(
         "--steps",
         type=int,

@@ -11,9 +11,11 @@ Bodies are sent as JSON (the Bot API accepts it like form data), which saves enc
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Final
 
 import aiohttp
+import certifi
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
@@ -70,9 +72,13 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         """Open the connection pool (inside the running event loop, as aiohttp requires)."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._connection_pool_size)
+            # certifi's roots, as PTB's httpx client uses, so TLS to api.telegram.org works the same on
+            # systems whose own CA store Python cannot read.
+            tls = ssl.create_default_context(cafile=certifi.where())
+            connector = aiohttp.TCPConnector(limit=self._connection_pool_size, ssl=tls)
+            # trust_env: HTTPS_PROXY and friends apply, as they do for PTB's default client.
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._default_timeout, auto_decompress=True
+                connector=connector, timeout=self._default_timeout, trust_env=True
             )
 
     async def shutdown(self) -> None:

@@ -200,6 +200,28 @@ async def test_calls_before_initialize_or_after_shutdown_are_refused_and_shutdow
         await request.do_request("http://127.0.0.1:9/botX/getMe", "POST")
 
 
+async def test_proxy_settings_from_the_environment_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like PTB's default client, the bot reaches Telegram through HTTP(S)_PROXY when one is set."""
+    seen: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        seen.append(str(request.url))
+        return web.json_response({"ok": True, "result": True})
+
+    runner, url = await _serve(proxy)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", url)
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        assert await request.post("http://api.telegram.invalid/botX/getMe") is True
+    finally:
+        await request.shutdown()
+        await runner.cleanup()
+    assert seen == ["http://api.telegram.invalid/botX/getMe"]
+
+
 def test_a_pool_without_connections_is_rejected() -> None:
     with pytest.raises(ValueError, match="connection_pool_size"):
         AiohttpRequest(connection_pool_size=0)
