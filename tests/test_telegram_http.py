@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +33,19 @@ async def _serve(handler: Handler) -> tuple[web.AppRunner, str]:
     await site.start()
     port = runner.addresses[0][1]
     return runner, f"http://127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def _client_against(handler: Handler) -> AsyncIterator[tuple[AiohttpRequest, str]]:
+    """A started client and the root URL of a one-route server answering with ``handler``."""
+    runner, url = await _serve(handler)
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        yield request, url
+    finally:
+        await request.shutdown()
+        await runner.cleanup()
 
 
 @pytest.fixture
@@ -137,21 +151,15 @@ async def test_uploads_go_out_as_multipart_with_the_file_and_the_fields() -> Non
         received["caption"] = form["caption"]
         return web.json_response({"ok": True, "result": True})
 
-    runner, url = await _serve(record)
-    request = AiohttpRequest()
-    await request.initialize()
-    try:
-        data = RequestData(
-            [
-                RequestParameter.from_input("chat_id", 42),
-                RequestParameter.from_input("caption", "Bericht"),
-                RequestParameter.from_input("document", InputFile(b"NPS;42", filename="report.csv")),
-            ]
-        )
+    data = RequestData(
+        [
+            RequestParameter.from_input("chat_id", 42),
+            RequestParameter.from_input("caption", "Bericht"),
+            RequestParameter.from_input("document", InputFile(b"NPS;42", filename="report.csv")),
+        ]
+    )
+    async with _client_against(record) as (request, url):
         assert await request.post(f"{url}/botX/sendDocument", request_data=data) is True
-    finally:
-        await request.shutdown()
-        await runner.cleanup()
     assert received == {
         "content_type": "multipart/form-data",
         "file": ("report.csv", b"NPS;42"),
@@ -168,25 +176,13 @@ async def test_json_body_carries_nested_values_unencoded() -> None:
         bodies.append(json.loads(await request.read()))
         return web.json_response({"ok": True, "result": True})
 
-    runner, url = await _serve(record)
-    request = AiohttpRequest()
-    await request.initialize()
-    try:
-        data = RequestData(
-            [
-                RequestParameter.from_input("chat_id", 42),
-                RequestParameter.from_input(
-                    "reply_markup", {"inline_keyboard": [[{"text": "ä", "callback_data": "x"}]]}
-                ),
-            ]
-        )
+    markup = {"inline_keyboard": [[{"text": "ä", "callback_data": "x"}]]}
+    data = RequestData(
+        [RequestParameter.from_input("chat_id", 42), RequestParameter.from_input("reply_markup", markup)]
+    )
+    async with _client_against(record) as (request, url):
         await request.post(f"{url}/botX/sendMessage", request_data=data)
-    finally:
-        await request.shutdown()
-        await runner.cleanup()
-    assert bodies == [
-        {"chat_id": 42, "reply_markup": {"inline_keyboard": [[{"text": "ä", "callback_data": "x"}]]}}
-    ]
+    assert bodies == [{"chat_id": 42, "reply_markup": markup}]
 
 
 async def test_calls_before_initialize_or_after_shutdown_are_refused_and_shutdown_is_repeatable() -> None:
@@ -208,18 +204,25 @@ async def test_proxy_settings_from_the_environment_apply(monkeypatch: pytest.Mon
         seen.append(str(request.url))
         return web.json_response({"ok": True, "result": True})
 
-    runner, url = await _serve(proxy)
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", url)
-    request = AiohttpRequest()
-    await request.initialize()
-    try:
+    async with _client_against(proxy) as (request, url):
+        monkeypatch.setenv("HTTP_PROXY", url)
         assert await request.post("http://api.telegram.invalid/botX/getMe") is True
-    finally:
-        await request.shutdown()
-        await runner.cleanup()
     assert seen == ["http://api.telegram.invalid/botX/getMe"]
+
+
+async def test_hosts_in_no_proxy_are_reached_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def telegram(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "result": True})
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with _client_against(telegram) as (request, url):
+        assert await request.post(f"{url}/botX/getMe") is True
 
 
 def test_a_pool_without_connections_is_rejected() -> None:
