@@ -292,6 +292,14 @@ def _answered_text(
     )
 
 
+_CUSTOMER_AND_PURCHASE = (
+    select(Customer, Purchase)
+    .join(Purchase, sa.and_(col(Purchase.id) == sa.bindparam("purchase_id")))
+    .where(col(Customer.id) == sa.bindparam("customer_id"))
+)
+"""Who and what a staff alert is about; built once, as every critic's answer runs it."""
+
+
 def _queue_staff_alert(
     session: Session,
     services: Services,
@@ -307,12 +315,10 @@ def _queue_staff_alert(
         return  # a skipped comment adds nothing staff need to hear about
     survey = services.survey(delivery.survey_id)
     staff_lang = services.settings.default_language
-    row = session.exec(
-        select(Customer, Purchase)
-        .join(Purchase, sa.and_(col(Purchase.id) == delivery.purchase_id))
-        .where(Customer.id == delivery.customer_id)
+    customer, purchase = session.exec(
+        _CUSTOMER_AND_PURCHASE,
+        params={"customer_id": delivery.customer_id, "purchase_id": delivery.purchase_id},
     ).one()
-    customer, purchase = row
     reason = comment = None
     for question in survey.questions:
         if question.id == survey.first_question().id or question.id not in answers:

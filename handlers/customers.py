@@ -28,9 +28,14 @@ from surveys.languages import Language
 _LAST_SEEN_RESOLUTION = timedelta(minutes=10)
 
 
+# Built once, like the other statements every update runs: ``Session.get`` builds its query anew on each
+# call, which cost more than the lookup itself (bench/README.md).
+_USER_BY_ID = select(TelegramUser).where(col(TelegramUser.id) == sa.bindparam("user_id"))
+
+
 def touch_user(session: Session, work: UpdateWork, user: User, *, lift_block: bool = True) -> TelegramUser:
     """Create or refresh the Telegram user behind an update; writing to us lifts a block."""
-    row = session.get(TelegramUser, user.id)
+    row = session.exec(_USER_BY_ID, params={"user_id": user.id}).first()
     if row is None:
         row = TelegramUser(
             id=user.id,
