@@ -124,6 +124,18 @@ class TestTelegramTrouble:
             assert question["message_id"] == env.api.messages_to(ANNA.id)[-1]["message_id"]
             assert len([m for m in env.api.messages_to(ANNA.id) if "reply_markup" in m]) == 1
 
+    async def test_a_survey_goes_through_with_the_production_rate_limiter(self, database_url: str) -> None:
+        """With TELEGRAM_MAX_RATE at its default, every call (ours and PTB's own) passes the limiter."""
+        async with running_bot(database_url, telegram_max_rate=30) as env:
+            question = await env.customer_with_survey(ANNA)
+            env.api.user_presses_button(ANNA, question, button(question, "4"))
+            reason = await env.next_step(question)
+            alert = await env.api.wait_for_message(STAFF_CHAT)
+            assert "4/10" in alert["text"]
+            env.api.user_presses_button(ANNA, reason, button(reason, "Preis"))
+            assert "besser" in (await env.next_step(reason))["text"]
+            await env.api.wait_until(lambda: len(env.api.callback_answers) == 2)
+
     async def test_outage_delays_alerts_but_never_loses_or_doubles_them(self, database_url: str) -> None:
         """While the Bot API answers 502 the alert waits in the outbox; then it arrives exactly once."""
         async with running_bot(database_url) as env:
