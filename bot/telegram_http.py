@@ -121,7 +121,8 @@ class AiohttpRequest(BaseRequest):
         except TimeoutError as error:
             raise TimedOut from error
         except aiohttp.ClientError as error:
-            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+            detail = _without_token(str(error), url)
+            raise NetworkError(f"aiohttp.{type(error).__name__}: {detail}") from None
 
     def _proxy_for(self, url: str) -> str | None:
         """The proxy the environment names for ``url`` (HTTPS_PROXY, NO_PROXY …, as PTB's httpx client
@@ -151,6 +152,14 @@ class AiohttpRequest(BaseRequest):
             self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout,
             self._pool_timeout if isinstance(pool_timeout, DefaultValue) else pool_timeout,
         )
+
+
+def _without_token(text: str, url: str) -> str:
+    """Remove the bot token from an error text: some aiohttp errors quote the URL, and errors get logged."""
+    for segment in urllib.parse.urlsplit(url).path.split("/"):
+        if segment.startswith("bot") and len(segment) > len("bot"):
+            text = text.replace(segment, "bot<token>")
+    return text
 
 
 def _client_timeout(

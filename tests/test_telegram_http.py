@@ -17,7 +17,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 from telegram.request import RequestData
 from telegram.request._requestparameter import RequestParameter  # PTB builds these for every call
 
-from bot.telegram_http import AiohttpRequest
+from bot.telegram_http import AiohttpRequest, _without_token
 from tests.fakes.bot_api_server import FakeBotApi, FakeUser
 
 TOKEN = "123456:TEST-telegram-http"
@@ -132,8 +132,10 @@ async def test_a_refused_connection_raises_network_error() -> None:
     await request.initialize()
     try:
         with pytest.raises(NetworkError) as raised:
-            await request.post(f"http://127.0.0.1:{port}/botX/getMe")
+            await request.post(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe")
         assert not isinstance(raised.value, TimedOut)
+        assert TOKEN not in str(raised.value)
+        assert raised.value.__cause__ is None  # the original error, which may quote the URL, is not chained
     finally:
         await request.shutdown()
 
@@ -228,3 +230,10 @@ async def test_hosts_in_no_proxy_are_reached_directly(monkeypatch: pytest.Monkey
 def test_a_pool_without_connections_is_rejected() -> None:
     with pytest.raises(ValueError, match="connection_pool_size"):
         AiohttpRequest(connection_pool_size=0)
+
+
+def test_error_texts_that_quote_the_url_lose_the_token() -> None:
+    url = f"https://api.telegram.org/bot{TOKEN}/sendMessage"
+    text = _without_token(f"Cannot connect to {url}", url)
+    assert TOKEN not in text
+    assert text == "Cannot connect to https://api.telegram.org/bot<token>/sendMessage"
