@@ -110,46 +110,37 @@ class UpdateWorker:
             total += len(batch) - len(parsed)
             for start in range(0, len(parsed), _GROUP):
                 group = parsed[start : start + _GROUP]
-                if len(group) == 1 or not await self._handle_together(group):
-                    for row, update in group:
-                        await self._handle(row, update)
+                error = await self._handle(group)
+                if error is not None and len(group) == 1:
+                    self._record_failure(group[0][0], error)
+                elif error is not None:
+                    log.debug(
+                        "a group of %s updates failed (%r); handling them one by one", len(group), error
+                    )
+                    for pair in group:
+                        if (own_error := await self._handle([pair])) is not None:
+                            self._record_failure(pair[0], own_error)
                         await asyncio.sleep(0)
                 total += len(group)
                 # Handling never waits on the network, so without this the poller, the sender and the
                 # callback answers would stall until the whole batch is done.
                 await asyncio.sleep(0)
 
-    async def _handle_together(self, group: list[tuple[InboundUpdate, Update]]) -> bool:
-        """Handle ``group`` in one transaction; return False, with nothing committed, if any update fails."""
+    async def _handle(self, group: list[tuple[InboundUpdate, Update]]) -> Exception | None:
+        """Handle ``group`` in one transaction; if any update fails, commit nothing and return the error."""
         works: list[UpdateWork] = []
         try:
             with unit_of_work(self._engine) as session:
-                done: list[int] = []
                 for row, update in group:
-                    work = await self._process(session, row, update)
+                    works.append(await self._process(session, row, update))
                     # The next update's queries must see this one's rows (handlers run without autoflush).
                     session.flush()
-                    works.append(work)
-                    done.append(row.update_id)
-                inbox.mark_done(session, done, now=utcnow())
+                inbox.mark_done(session, [row.update_id for row, _ in group], now=utcnow())
         except Exception as error:
-            log.debug("a group of %s updates failed (%r); handling them one by one", len(group), error)
-            return False
+            return error
         for work in works:
             self._after_commit(work)
-        return True
-
-    async def _handle(self, row: InboundUpdate, update: Update) -> None:
-        """Handle one update in its own transaction, recording a failure for a later retry."""
-        work: UpdateWork | None = None
-        try:
-            with unit_of_work(self._engine) as session:
-                work = await self._process(session, row, update)
-                inbox.mark_done(session, [row.update_id], now=work.now)
-        except Exception as error:
-            self._record_failure(row, error)
-            return
-        self._after_commit(work)
+        return None
 
     def _parse(self, row: InboundUpdate) -> Update | None:
         """Turn a stored update into PTB's object; park it for good if it cannot be parsed."""
