@@ -12,26 +12,30 @@ import contextlib
 import logging
 import os
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from telegram import BotCommand
-from telegram.ext import AIORateLimiter, Application, ContextTypes, Defaults
+from telegram.ext import Application, ContextTypes, Defaults
 
 from bot import jobs
+from bot.handler_loop import HandlerLoop
+from bot.health import delivery_health
 from bot.http_api import build_http_app, start_http_server
 from bot.polling import DurablePoller
 from bot.sender import OutboxSender, assign_staff_chat
 from bot.settings import Settings
 from bot.telegram_http import AiohttpRequest
 from bot.update_worker import UpdateWorker
+from bot.webhook import use_polling, webhook_for
 from handlers import chat_member, customer_commands, customer_survey, customers
 from handlers.context import BotApplication, BotContext, UpdateWork
 from handlers.errors import record_error
 from handlers.services import Services
-from storage.db import create_db_engine
+from storage.db import create_db_engine, unit_of_work
 from storage.migrate import upgrade_database
 from storage.models import TelegramUser, utcnow
 from surveys.loader import POST_PURCHASE_SURVEY_ID, load_builtin_survey
@@ -41,7 +45,11 @@ log = logging.getLogger(__name__)
 
 FAILPOINT_VARIABLE = "KUNDENPULS_FAILPOINT"
 HOLD_UPDATES = "hold-updates"
-HTTP_CALLS_IN_FLIGHT = 4
+SENDS_IN_FLIGHT = 4
+"""A few Bot API calls in flight keep the connection busy without queueing work in the client
+(FIELD-NOTES: 4 at once was fastest)."""
+ANSWERS_IN_FLIGHT = 4
+"""Callback answers have slots of their own, so they never wait behind sends."""
 
 
 def build_application(settings: Settings, services: Services) -> BotApplication:
@@ -56,15 +64,13 @@ def build_application(settings: Settings, services: Services) -> BotApplication:
         .updater(None)  # our DurablePoller stores updates before confirming them
         .context_types(ContextTypes(context=BotContext))
         .defaults(Defaults(tzinfo=settings.timezone))
-        .request(AiohttpRequest(connection_pool_size=HTTP_CALLS_IN_FLIGHT + 2))
+        .request(AiohttpRequest(connection_pool_size=SENDS_IN_FLIGHT + ANSWERS_IN_FLIGHT + 2))
         # Our DurablePoller makes the getUpdates calls; PTB's own updates client stays idle.
         .get_updates_request(AiohttpRequest(connection_pool_size=1))
     )
-    if settings.telegram_max_rate > 0:
-        limiter = AIORateLimiter(
-            overall_max_rate=settings.telegram_max_rate, overall_time_period=1, max_retries=0
-        )
-        builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]  # PTB types the limiter generically
+    # No AIORateLimiter: its limits live in one process and it has no per-chat limit for private chats
+    # (FIELD-NOTES). Every message goes through the outbox, whose sender keeps Telegram's limits for all
+    # processes together (bot/sender.py); callback answers are not messages and are not limited.
     application: BotApplication = builder.build()
     application.bot_data["services"] = services
     # Order matters: commands first, then survey answers, then the catch-alls that make sure every
@@ -94,17 +100,22 @@ class KundenpulsBot:
         survey = load_builtin_survey(POST_PURCHASE_SURVEY_ID)
         self.services = Services(settings=settings, surveys={survey.id: survey}, catalogue=load_catalogue())
         self.application = build_application(settings, self.services)
-        # A few Bot API calls in flight keep the connection busy without queueing work in the client
-        # (FIELD-NOTES: 4 at once was fastest).
-        self.http_slots = asyncio.Semaphore(HTTP_CALLS_IN_FLIGHT)
-        self.sender = OutboxSender(engine=self.engine, bot=self.application.bot, http_slots=self.http_slots)
+        self.sender = OutboxSender(
+            engine=self.engine,
+            bot=self.application.bot,
+            http_slots=asyncio.Semaphore(SENDS_IN_FLIGHT),
+            send_rate=settings.send_rate,
+            staff_chat_id=settings.staff_chat_id,
+        )
+        self.handler_loop = HandlerLoop()
         self.worker = UpdateWorker(
             engine=self.engine,
             application=self.application,
             on_messages_queued=self.sender.wake,
             on_sweep_needed=self.request_sweep,
             on_give_up=self._tell_update_failed,
-            http_slots=self.http_slots,
+            http_slots=asyncio.Semaphore(ANSWERS_IN_FLIGHT),
+            handler_loop=self.handler_loop,
         )
         self.poller = DurablePoller(
             engine=self.engine,
@@ -117,18 +128,23 @@ class KundenpulsBot:
         self._http_runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._sweep_lock = asyncio.Lock()
+        self._sweeps: set[asyncio.Future[int]] = set()
         # Set when a part of the bot died: better to exit and be restarted than to run half a bot.
         self.crashed = asyncio.Event()
 
     async def start(self) -> None:
         """Migrate the database, connect to Telegram and start every part."""
         upgrade_database(self.engine)
+        # Webhook mode: Telegram posts to this same server, and each update is stored before the 200.
+        webhook = webhook_for(self.settings, engine=self.engine, on_stored=self.worker.wake)
         http_app = build_http_app(
             engine=self.engine,
             settings=self.settings,
             bot_username=lambda: self.services.bot_username,
             is_ready=lambda: self.ready,
             on_purchase_recorded=self.request_sweep,
+            webhook=webhook,
+            health=self.health_report,
         )
         self._http_runner, self.http_port = await start_http_server(
             http_app, host=self.settings.http_host, port=self.settings.http_port
@@ -154,11 +170,34 @@ class KundenpulsBot:
             # Crash tests: store and acknowledge updates but never handle them, then kill the process.
             log.warning("%s=%s: updates are stored but not handled", FAILPOINT_VARIABLE, HOLD_UPDATES)
         else:
+            self.handler_loop.start()
             self._spawn(self.worker.run(), "update-worker")
         self._spawn(self.sender.run(), "outbox-sender")
-        self._spawn(self.poller.run(), "poller")
+        if webhook is not None:
+            # Every replica registers the same URL and secret (idempotent) and serves it; the webhook
+            # stays registered on stop because the other replicas still do.
+            await webhook.register(self.application.bot)
+        else:
+            # A webhook left from webhook mode would make every getUpdates fail with 409.
+            await use_polling(self.application.bot)
+            self._spawn(self.poller.run(), "poller")
         self.ready = True
         log.info("Kundenpuls is running as @%s", self.services.bot_username)
+
+    async def health_report(self) -> dict[str, Any]:
+        """What /healthz says beyond "ok": how updates arrive here, 429s, and the staff chat."""
+        staff_chat_id = self.settings.staff_chat_id
+
+        def read() -> dict[str, Any]:
+            with unit_of_work(self.engine) as session:
+                return delivery_health(session, staff_chat_id=staff_chat_id, now=utcnow())
+
+        report = await asyncio.to_thread(read)
+        report["mode"] = "webhook" if self.settings.webhook_mode else "polling"
+        report["polling_here"] = self.poller.is_polling
+        report["telegram"]["throttled_here"] = self.sender.throttled
+        report["sender"] = self.sender.owner
+        return report
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)
@@ -183,7 +222,13 @@ class KundenpulsBot:
     async def sweep(self) -> int:
         """Open due surveys now; return how many questions were queued."""
         async with self._sweep_lock:
-            asked = jobs.start_due_surveys(self.engine, self.services, now=utcnow())
+            # In a thread: a sweep over hundreds of due surveys must not hold up sending and answering.
+            # The thread is waited for on stop (it must not hold a connection when the engine goes).
+            work = partial(jobs.start_due_surveys, self.engine, self.services, now=utcnow())
+            future = asyncio.get_running_loop().run_in_executor(None, work)
+            self._sweeps.add(future)
+            future.add_done_callback(self._sweeps.discard)
+            asked = await asyncio.shield(future)
         if asked:
             self.sender.wake()
         return asked
@@ -219,6 +264,7 @@ class KundenpulsBot:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        self.handler_loop.stop()
         await self.worker.close()
         if self.application.running:
             await self.application.stop()
@@ -226,4 +272,6 @@ class KundenpulsBot:
         if self._http_runner is not None:
             await self._http_runner.cleanup()
             self._http_runner = None
+        if self._sweeps:
+            await asyncio.wait(set(self._sweeps), timeout=30)
         self.engine.dispose()

@@ -33,7 +33,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="kundenpuls", description="Kundenpuls: post-purchase surveys in Telegram."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="start the bot (long polling) and the purchase API")
+    run = commands.add_parser("run", help="start the bot (long polling or a webhook) and the purchase API")
+    run.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="receive updates at this public https:// URL instead of polling (overrides WEBHOOK_URL; "
+        "needs WEBHOOK_SECRET)",
+    )
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply all database migrations")
@@ -54,9 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "surveys":
         return _check_survey(args.file, console)
     try:
-        settings = load_settings()
+        # --webhook overrides WEBHOOK_URL and is validated like it; None would override it with "unset".
+        overrides = {"webhook_url": args.webhook} if getattr(args, "webhook", None) is not None else {}
+        settings = load_settings(**overrides)
         if args.command == "run":
-            _ = settings.token
+            _check_run_settings(settings)
     except SettingsError as error:
         print(f"kundenpuls: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -65,6 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "import":
         return _import(settings, args.file, console)
     return _run(settings)
+
+
+def _check_run_settings(settings: Settings) -> None:
+    """Raise SettingsError for what would stop the bot later: a missing token, an unusable webhook."""
+    token = settings.token
+    if settings.webhook_url is not None:
+        from bot.webhook import webhook_endpoint
+
+        settings.require_webhook_secret()
+        webhook_endpoint(settings.webhook_url, token=token)
 
 
 def _check_survey(path: Path, console: Console) -> int:
@@ -119,8 +137,13 @@ class BotCrashed(Exception):
 def _run(settings: Settings) -> int:
     from telegram.error import InvalidToken, TelegramError
 
+    from bot.webhook import WebhookRefused
+
     try:
         asyncio.run(_serve(settings))
+    except WebhookRefused as error:
+        print(f"kundenpuls: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except BotCrashed:
         print(
             "kundenpuls: a part of the bot stopped unexpectedly (see the log above); exiting", file=sys.stderr
@@ -158,6 +181,13 @@ async def _serve(settings: Settings) -> None:
         await bot.start()
         if bot.http_port is not None:
             log.info("purchase API on http://%s:%s/api/purchases", settings.http_host, bot.http_port)
+            if settings.webhook_url is not None:
+                from bot.webhook import webhook_endpoint
+
+                path = webhook_endpoint(settings.webhook_url).path
+                log.info(
+                    "Telegram's webhook posts on http://%s:%s%s", settings.http_host, bot.http_port, path
+                )
         stopping = asyncio.create_task(stop.wait())
         crashing = asyncio.create_task(bot.crashed.wait())
         await asyncio.wait({stopping, crashing}, return_when=asyncio.FIRST_COMPLETED)

@@ -15,9 +15,9 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -30,6 +30,9 @@ from storage.db import unit_of_work
 from storage.purchases import RecordedPurchase, record_purchase
 from surveys.loader import POST_PURCHASE_SURVEY_ID
 from surveys.purchase_report import PurchaseReport, describe_validation_error
+
+if TYPE_CHECKING:
+    from bot.webhook import TelegramWebhook
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,9 @@ class _PurchaseApi:
         bot_username: Callable[[], str | None],
         is_ready: Callable[[], bool],
         on_purchase_recorded: Callable[[], None] | None,
+        health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
+        self._health = health
         self._engine = engine
         self._settings = settings
         self._bot_username = bot_username
@@ -96,10 +101,18 @@ class _PurchaseApi:
         self._record_slots = asyncio.Semaphore(MAX_CONCURRENT_RECORDS)
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        """Report readiness so a load balancer or compose healthcheck waits until the bot can take work."""
-        if self._is_ready():
-            return _json({"status": "ok"}, status=200)
-        return _json({"status": "starting"}, status=503)
+        """Report readiness so a load balancer or compose healthcheck waits until the bot can take work,
+        and, once ready, what delivery looks like (429s, the staff chat) for whoever reads it."""
+        if not self._is_ready():
+            return _json({"status": "starting"}, status=503)
+        body: dict[str, Any] = {"status": "ok"}
+        if self._health is not None:
+            try:
+                body.update(await self._health())
+            except Exception:  # the database is away: still alive, but say that the report is missing
+                log.warning("the health report could not be read from the database", exc_info=True)
+                body["status"] = "degraded"
+        return _json(body, status=200)
 
     async def post_purchase(self, request: web.Request) -> web.Response:
         """Validate one purchase report and record it idempotently (201 new, 200 already known)."""
@@ -265,12 +278,15 @@ def build_http_app(
     bot_username: Callable[[], str | None],
     is_ready: Callable[[], bool],
     on_purchase_recorded: Callable[[], None] | None = None,
+    webhook: TelegramWebhook | None = None,
+    health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> web.Application:
     """Build the API application.
 
     ``bot_username`` returns None until the bot knows its own username (needed for start links);
     ``is_ready`` drives ``/healthz``; ``on_purchase_recorded`` is called after a new purchase is committed,
-    so the bot can run its survey sweep at once instead of waiting for the next interval.
+    so the bot can run its survey sweep at once instead of waiting for the next interval. In webhook mode
+    ``webhook`` answers Telegram's posts on its own path of the same server (bot/webhook.py).
     """
     api = _PurchaseApi(
         engine=engine,
@@ -278,10 +294,13 @@ def build_http_app(
         bot_username=bot_username,
         is_ready=is_ready,
         on_purchase_recorded=on_purchase_recorded,
+        health=health,
     )
     app = web.Application(middlewares=[_json_errors], client_max_size=MAX_BODY_BYTES)
     app.router.add_post(PURCHASES_PATH, api.post_purchase)
     app.router.add_get(HEALTH_PATH, api.healthz)
+    if webhook is not None:
+        app.router.add_post(webhook.path, webhook.handle)
     return app
 
 

@@ -1,14 +1,31 @@
-"""Sends what the outbox holds, with retries, backoff and Telegram's error semantics.
+"""Sends what the outbox holds at Telegram's limits, so that no chat ever holds up another.
 
-- 403 "bot was blocked" / "user is deactivated": the user is marked blocked and their messages are held
-  until they write to the bot again.
-- 403 "can't initiate conversation" / 400 "chat not found": the customer never opened the bot; the
-  message waits until they do (deep link or /start).
-- 429: retried after ``retry_after``; other chats keep being served.
-- Network errors and 5xx: retried with exponential backoff, never dropped.
+How a row goes out:
+
+- **Claim.** Every so often the sender leases the rows that may go within the next quarter second
+  (``storage.outbox.claim_due``): each with its own moment, within the bot's ``SEND_RATE`` and its
+  chat's pace (about 1/s for a private chat, 20/min for a group; storage/pacing.py). The budget is one
+  row in the database, so every process sharing it stays within the limits together. A chat that has to
+  wait is simply not claimed yet; nothing waits for it.
+- **Send.** Each chat's rows go out in order on a task of their own, each at its moment. Different
+  chats never wait for each other, and the claim loop never waits for a send.
+- **Record.** Each outcome is written the moment its call returns (a writer task batches whatever has
+  arrived meanwhile), conditional on the lease: a row that ``/stop`` cancelled while it was in flight
+  stays cancelled whatever the call did. Leases are renewed while calls run.
+
+What Telegram's answers mean:
+
+- 429: the bot as a whole was too fast (Telegram does not say which limit). Every process stops sending
+  for ``retry_after``; the 429 is counted (``/healthz``) and logged. At the configured rates there are
+  none.
+- 403 "bot was blocked" / "user is deactivated": the user is marked blocked and their messages held
+  until they write again. 403 "can't initiate conversation" / 400 "chat not found": the customer never
+  opened the bot; their messages wait until they do.
+- The staff chat refusing (403, "chat not found"): its messages wait, never fail; the log says what to
+  fix and ``/healthz`` reports it, and everything is delivered once it answers again.
+- A group that became a supergroup (``ChatMigrated``): everything queued follows the new id.
+- Network errors, time-outs and 5xx: the row is retried with exponential backoff and jitter.
 - Other 400s: a bug on our side that retrying cannot fix; parked as failed with the error.
-
-Messages to one chat go out in queue order; different chats are served concurrently.
 """
 
 from __future__ import annotations
@@ -18,126 +35,221 @@ import contextlib
 import logging
 import random
 import secrets
-from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import col
 from telegram import Bot
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from handlers.conversation import KIND_QUESTION, KIND_STAFF_ALERT, KIND_THANKS, SURVEY_KINDS
 from storage import outbox
 from storage.db import unit_of_work
-from storage.models import OutboxMessage, OutboxStatus, TelegramUser, utcnow
-from storage.outbox import SendOutcome
+from storage.models import OutboxMessage, OutboxStatus, utcnow
+from storage.outbox import (
+    STAFF_KINDS,
+    STEP_KINDS,
+    SURVEY_KINDS,
+    Claim,
+    ClaimedCall,
+    SendOutcome,
+)
+from storage.pacing import Pace, bot_pace
 
 log = logging.getLogger(__name__)
 
-_LEASE = timedelta(minutes=2)
-STEP_KINDS = (KIND_QUESTION, KIND_THANKS)
-"""Rows that carry a survey step; when they edit a message that is gone, they are sent anew."""
+_T = TypeVar("_T")
+
 _METHODS = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup"})
-_BATCH = 200
-_MAX_BACKOFF = timedelta(hours=1)
-_IDLE_SECONDS = 5.0
+LEASE = timedelta(seconds=15)
+"""How long a crashed sender's rows (and the chats behind them) stay untouched; renewed every few seconds
+while a call runs, so a slow call keeps its rows however long PTB's time-outs let it take."""
+_RENEW_SECONDS = 5.0
+HORIZON = timedelta(milliseconds=250)
+"""How far ahead a claim plans: short, so a 429 or a /stop finds little already planned."""
+_CLAIM_SPACING_SECONDS = 0.01
+"""Claims coalesce wake-ups: at most about a hundred claims a second however busy the bot is."""
+_RECHECK_AFTER_SECONDS = 0.05
+"""A row that waited longer than this for its moment is checked again before it is sent."""
+_IDLE_SECONDS = 2.0
+"""How soon rows queued by another process are noticed when nothing wakes this one."""
+_PAUSE_CHECK_SECONDS = 0.1
+"""While sending, how often the shared 429 pause is read: another process's 429 stops this one soon."""
+_MAX_BACKOFF = timedelta(minutes=30)
+_STAFF_MAX_BACKOFF = timedelta(minutes=5)
+"""The staff chat is retried at least this often, so a fixed chat gets its alerts within minutes."""
+_WRITE_RETRY_SECONDS = 1.0
 
 
 class OutboxSender:
-    """Drains the outbox."""
+    """Drains the outbox at Telegram's limits, one task per chat that has something to send."""
 
-    def __init__(self, *, engine: Engine, bot: Bot, http_slots: asyncio.Semaphore) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        bot: Bot,
+        http_slots: asyncio.Semaphore,
+        send_rate: float,
+        staff_chat_id: int | None = None,
+    ) -> None:
         self._engine = engine
         self._bot = bot
         self._http_slots = http_slots
-        self._wake = asyncio.Event()
+        self._pace: Pace = bot_pace(send_rate)
+        self.staff_chat_id = staff_chat_id
         self._owner = secrets.token_hex(8)
+        self.owner = self._owner
+        """The lease owner this sender writes on the rows it claims (shown by /healthz)."""
+        self._wake = asyncio.Event()
+        self._chat_tasks: dict[int, asyncio.Task[None]] = {}
+        self._in_flight: set[int] = set()
+        self._outcomes: asyncio.Queue[SendOutcome] = asyncio.Queue()
+        self._paused_until: datetime | None = None
+        self._migrations: dict[int, int] = {}
+        self._unreachable: set[int] = set()
+        self.throttled = 0
+        """429s this process met (``/healthz`` shows the total of every process from the database)."""
+        self._helpers: list[asyncio.Task[None]] = []
+        self._db_calls: set[asyncio.Future[Any]] = set()
 
     def wake(self) -> None:
         """Tell the sender that new rows are queued."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Send until cancelled, sleeping until the next row falls due or something new is queued."""
-        while True:
-            await self.drain()
-            with unit_of_work(self._engine) as session:
-                due = outbox.next_due_at(session)
-            timeout = _IDLE_SECONDS
-            if due is not None:
-                timeout = min(max((due - utcnow()).total_seconds(), 0.05), _IDLE_SECONDS)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        """Send until cancelled; whatever is not sent stays in the database for the next start."""
+        await self._start_helpers()
+        try:
+            while True:
+                self._wake.clear()
+                claim = await self._claim()
+                self._dispatch(claim.calls)
+                await self._sleep(claim)
+        finally:
+            await self._stop_helpers()
 
     async def drain(self) -> int:
-        """Send every row that is due now; return how many calls were made."""
+        """Send every row that may go now, wait until their outcomes are written; return how many."""
+        await self._start_helpers()
         total = 0
         while True:
-            self._wake.clear()
-            with unit_of_work(self._engine) as session:
-                rows = outbox.claim_due(session, owner=self._owner, now=utcnow(), lease=_LEASE, limit=_BATCH)
-            if not rows:
+            claim = await self._claim()
+            self._dispatch(claim.calls)
+            total += len(claim.calls)
+            await self._settle()
+            if not claim.calls:
                 return total
-            by_chat: dict[int, list[OutboxMessage]] = defaultdict(list)
-            for row in rows:
-                by_chat[int(row.chat_id or 0)].append(row)
-            results = await asyncio.gather(*(self._send_chat(chat_rows) for chat_rows in by_chat.values()))
-            outcomes = [outcome for chat_outcomes in results for outcome in chat_outcomes]
-            blocked_chats = {
-                chat_id
-                for chat_id, chat_outcomes in zip(by_chat, results, strict=True)
-                if any(outcome.status is OutboxStatus.BLOCKED for outcome in chat_outcomes)
-            }
-            now = utcnow()
-            with unit_of_work(self._engine) as session:
-                outbox.apply_outcomes(session, {_row_id(row): row for row in rows}, outcomes, now=now)
-                if blocked_chats:
-                    session.execute(
-                        sa.update(TelegramUser)
-                        .where(col(TelegramUser.id).in_(blocked_chats))
-                        .values(blocked_at=now)
-                    )
-            total += len(outcomes)
 
-    async def _send_chat(self, rows: list[OutboxMessage]) -> list[SendOutcome]:
-        """Send one chat's rows in order; once the chat refuses, hold the rest the same way."""
-        outcomes: list[SendOutcome] = []
-        held: SendOutcome | None = None
-        for row in rows:
-            if held is not None:
-                outcomes.append(
-                    SendOutcome(
-                        row_id=_row_id(row),
-                        status=held.status,
-                        next_attempt_at=held.next_attempt_at,
-                        error=held.error,
-                        count_attempt=False,
-                    )
-                )
+    # ----------------------------------------------------------------------------------------- claiming
+
+    async def _claim(self) -> Claim:
+        now = utcnow()
+        claim = await self._db(
+            partial(
+                outbox.claim_due, owner=self._owner, now=now, lease=LEASE, horizon=HORIZON, bot=self._pace
+            )
+        )
+        self._in_flight.update(_row_id(call.row) for call in claim.calls)
+        self._paused_until = _later(self._paused_until, claim.paused_until)
+        return claim
+
+    def _dispatch(self, calls: list[ClaimedCall]) -> None:
+        by_chat: dict[int, list[ClaimedCall]] = {}
+        for call in calls:
+            by_chat.setdefault(int(call.row.chat_id or 0), []).append(call)
+        for chat_id, chat_calls in by_chat.items():
+            previous = self._chat_tasks.get(chat_id)
+            task = asyncio.create_task(self._send_chat(chat_calls, after=previous), name=f"send-{chat_id}")
+            self._chat_tasks[chat_id] = task
+            task.add_done_callback(partial(self._chat_done, chat_id))
+
+    def _chat_done(self, chat_id: int, task: asyncio.Task[None]) -> None:
+        if self._chat_tasks.get(chat_id) is task:
+            del self._chat_tasks[chat_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sending to a chat failed unexpectedly", exc_info=task.exception())
+
+    async def _sleep(self, claim: Claim) -> None:
+        timeout = _IDLE_SECONDS
+        if claim.retry_at is not None:
+            timeout = min(timeout, max((claim.retry_at - utcnow()).total_seconds(), 0.0))
+        if timeout > 0 and not self._wake.is_set():
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({woken}, timeout=timeout)
+            finally:
+                woken.cancel()
+        await asyncio.sleep(_CLAIM_SPACING_SECONDS)
+
+    async def _settle(self) -> None:
+        """Wait until every chat task has ended and every outcome is written."""
+        while self._chat_tasks:
+            await asyncio.gather(*self._chat_tasks.values(), return_exceptions=True)
+        await self._outcomes.join()
+
+    # ------------------------------------------------------------------------------------------ sending
+
+    async def _send_chat(self, calls: list[ClaimedCall], *, after: asyncio.Task[None] | None) -> None:
+        """Send one chat's rows in order, each at its moment; once one is not sent, the rest wait too."""
+        if after is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(after)
+        for index, call in enumerate(calls):
+            row = call.row
+            delay = (call.send_at - utcnow()).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if delay > _RECHECK_AFTER_SECONDS and await self._cancelled_meanwhile(row):
+                # Planned a while ago and cancelled since (a /stop): the lease is no longer ours to use.
+                self._outcomes.put_nowait(_released(row))
                 continue
-            outcome = await self._send_one(row)
-            outcomes.append(outcome)
+            outcome = self._without_call(row)
+            if outcome is None:
+                outcome = await self._send_one(row)
+            self._outcomes.put_nowait(outcome)
             if outcome.status is not OutboxStatus.SENT and outcome.status is not OutboxStatus.FAILED:
-                held = outcome
-        return outcomes
+                for rest in calls[index + 1 :]:
+                    self._outcomes.put_nowait(_released(rest.row))
+                return
+
+    async def _cancelled_meanwhile(self, row: OutboxMessage) -> bool:
+        row_id = _row_id(row)
+        try:
+            current = await self._db(partial(outbox.statuses, row_ids=[row_id]))
+        except Exception:  # cannot tell: send it; a late cancel is still honoured when the outcome is written
+            return False
+        return current.get(row_id) != OutboxStatus.PENDING.value
+
+    def _without_call(self, row: OutboxMessage) -> SendOutcome | None:
+        """Decide a row without calling Telegram: a 429 pause is running, or its chat moved."""
+        now = utcnow()
+        chat_id = int(row.chat_id or 0)
+        if self._paused_until is not None and self._paused_until > now:
+            return _released(row, next_attempt_at=self._paused_until)
+        new_chat = self._migrations.get(chat_id)
+        if new_chat is not None:
+            return SendOutcome(
+                row_id=_row_id(row),
+                chat_id=chat_id,
+                status=OutboxStatus.PENDING,
+                count_attempt=False,
+                next_attempt_at=now,
+                migrated_to=new_chat,
+            )
+        return None
 
     async def _send_one(self, row: OutboxMessage) -> SendOutcome:
         row_id = _row_id(row)
+        chat_id = int(row.chat_id or 0)
         try:
             async with self._http_slots:
                 message_id = await self._call(row)
         except RetryAfter as error:
-            wait = _seconds(error.retry_after)
-            log.warning("Telegram asked to slow down; retrying outbox row %s in %.0fs", row_id, wait)
-            return SendOutcome(
-                row_id=row_id,
-                status=OutboxStatus.PENDING,
-                next_attempt_at=utcnow() + timedelta(seconds=wait),
-                error=str(error),
-                count_attempt=False,
-            )
+            return self._throttled(row, _seconds(error.retry_after))
+        except ChatMigrated as error:
+            return self._migrated(row, int(error.new_chat_id))
         except Forbidden as error:
             return self._refused(row, error)
         except BadRequest as error:
@@ -147,7 +259,10 @@ class OutboxSender:
         except Exception as error:  # a bug must not stop the queue: keep the row and retry it
             log.exception("sending outbox row %s failed unexpectedly", row_id)
             return self._retry_later(row, error)
-        return SendOutcome(row_id=row_id, status=OutboxStatus.SENT, message_id=message_id)
+        if chat_id in self._unreachable:
+            self._unreachable.discard(chat_id)
+            log.warning("chat %s accepts messages again; what was kept for it is being delivered", chat_id)
+        return SendOutcome(row_id=row_id, chat_id=chat_id, status=OutboxStatus.SENT, message_id=message_id)
 
     async def _call(self, row: OutboxMessage) -> int | None:
         """Make the Bot API call a row describes; return the message id it produced, if any."""
@@ -168,41 +283,249 @@ class OutboxSender:
         message_id = result.get("message_id") if isinstance(result, dict) else None
         return message_id if isinstance(message_id, int) else None
 
+    # --------------------------------------------------------------------------------- Telegram's answers
+
+    def _throttled(self, row: OutboxMessage, wait: float) -> SendOutcome:
+        pause = timedelta(seconds=max(wait, 1.0))
+        until = utcnow() + pause
+        self._paused_until = _later(self._paused_until, until)
+        self.throttled += 1
+        log.warning(
+            "Telegram answered 429 (retry after %.0fs): every process pauses sending; %d so far here",
+            pause.total_seconds(),
+            self.throttled,
+        )
+        return SendOutcome(
+            row_id=_row_id(row),
+            chat_id=int(row.chat_id or 0),
+            status=OutboxStatus.PENDING,
+            next_attempt_at=until,
+            error="429 Too Many Requests",
+            count_attempt=False,
+            throttled_for=pause,
+        )
+
+    def _migrated(self, row: OutboxMessage, new_chat_id: int) -> SendOutcome:
+        chat_id = int(row.chat_id or 0)
+        self._migrations[chat_id] = new_chat_id
+        if chat_id == self.staff_chat_id:
+            log.warning(
+                "the staff chat %s became a supergroup with id %s; queued messages follow it. "
+                "Set STAFF_CHAT_ID=%s in .env",
+                chat_id,
+                new_chat_id,
+                new_chat_id,
+            )
+        else:
+            log.warning(
+                "chat %s became a supergroup with id %s; queued messages follow it", chat_id, new_chat_id
+            )
+        return SendOutcome(
+            row_id=_row_id(row),
+            chat_id=chat_id,
+            status=OutboxStatus.PENDING,
+            next_attempt_at=utcnow(),
+            count_attempt=False,
+            migrated_to=new_chat_id,
+        )
+
     def _refused(self, row: OutboxMessage, error: Forbidden) -> SendOutcome:
         text = str(error).lower()
-        row_id = _row_id(row)
-        if row.kind == KIND_STAFF_ALERT:
-            log.error(
-                "the staff chat refuses messages (%s): is the bot still a member? retrying later", error
-            )
-            return self._retry_later(row, error)
+        row_id, chat_id = _row_id(row), int(row.chat_id or 0)
+        if row.kind in STAFF_KINDS:
+            return self._unreachable_staff_chat(row, error)
         if "initiate" in text:
-            return SendOutcome(row_id=row_id, status=OutboxStatus.AWAITING_CONTACT, error=str(error))
+            return SendOutcome(
+                row_id=row_id,
+                chat_id=chat_id,
+                status=OutboxStatus.AWAITING_CONTACT,
+                error=str(error),
+                hold_chat=True,
+            )
         if row.kind not in SURVEY_KINDS and "blocked" in text:
             # A reply to someone who has since blocked us is no longer worth sending later.
-            return SendOutcome(row_id=row_id, status=OutboxStatus.CANCELLED, error=str(error))
-        return SendOutcome(row_id=row_id, status=OutboxStatus.BLOCKED, error=str(error))
+            return SendOutcome(
+                row_id=row_id,
+                chat_id=chat_id,
+                status=OutboxStatus.CANCELLED,
+                error=str(error),
+                user_blocked=True,
+            )
+        return SendOutcome(
+            row_id=row_id,
+            chat_id=chat_id,
+            status=OutboxStatus.BLOCKED,
+            error=str(error),
+            hold_chat=True,
+            user_blocked=True,
+        )
 
     def _bad_request(self, row: OutboxMessage, error: BadRequest) -> SendOutcome:
         text = str(error).lower()
-        row_id = _row_id(row)
-        if "chat not found" in text and row.kind != KIND_STAFF_ALERT:
-            return SendOutcome(row_id=row_id, status=OutboxStatus.AWAITING_CONTACT, error=str(error))
+        row_id, chat_id = _row_id(row), int(row.chat_id or 0)
+        if "chat not found" in text and row.kind in STAFF_KINDS:
+            return self._unreachable_staff_chat(row, error)
+        if "chat not found" in text:
+            return SendOutcome(
+                row_id=row_id,
+                chat_id=chat_id,
+                status=OutboxStatus.AWAITING_CONTACT,
+                error=str(error),
+                hold_chat=True,
+            )
         if "message is not modified" in text:
-            return SendOutcome(row_id=row_id, status=OutboxStatus.SENT)
+            return SendOutcome(row_id=row_id, chat_id=chat_id, status=OutboxStatus.SENT)
         log.error("Telegram rejected outbox row %s (%s %s): %s", row_id, row.kind, row.method, error)
-        return SendOutcome(row_id=row_id, status=OutboxStatus.FAILED, error=str(error))
+        return SendOutcome(row_id=row_id, chat_id=chat_id, status=OutboxStatus.FAILED, error=str(error))
 
-    def _retry_later(self, row: OutboxMessage, error: BaseException) -> SendOutcome:
-        backoff = min(timedelta(seconds=2 ** min(row.attempts, 12)), _MAX_BACKOFF)
-        jitter = timedelta(seconds=random.uniform(0, 1))  # noqa: S311 - spreading retries needs no crypto
-        log.warning("outbox row %s not sent (%s); retrying in %s", row.id, type(error).__name__, backoff)
+    def _unreachable_staff_chat(self, row: OutboxMessage, error: TelegramError) -> SendOutcome:
+        chat_id = int(row.chat_id or 0)
+        if chat_id not in self._unreachable:
+            self._unreachable.add(chat_id)
+            log.error(
+                "the staff chat %s refuses messages (%s): add the bot to that chat again, or set "
+                "STAFF_CHAT_ID to the right chat and restart. Alerts are kept and delivered once it answers",
+                chat_id,
+                error,
+            )
+        outcome = self._retry_later(row, error, cap=_STAFF_MAX_BACKOFF, quiet=True)
+        return SendOutcome(
+            row_id=outcome.row_id,
+            chat_id=chat_id,
+            status=OutboxStatus.PENDING,
+            next_attempt_at=outcome.next_attempt_at,
+            error=outcome.error,
+            chat_unreachable=True,
+        )
+
+    def _retry_later(
+        self,
+        row: OutboxMessage,
+        error: BaseException,
+        *,
+        cap: timedelta = _MAX_BACKOFF,
+        quiet: bool = False,
+    ) -> SendOutcome:
+        # Exponential backoff with "equal jitter": half the delay is fixed, half random, so rows that failed
+        # together (an outage) do not all come back in the same instant.
+        backoff = min(timedelta(seconds=2 ** min(row.attempts, 16)), cap)
+        delay = backoff / 2 + backoff / 2 * random.random()  # noqa: S311 - spreading retries needs no crypto
+        if not quiet:
+            log.warning(
+                "outbox row %s not sent (%s); retrying in %.1fs",
+                row.id,
+                type(error).__name__,
+                delay.total_seconds(),
+            )
         return SendOutcome(
             row_id=_row_id(row),
+            chat_id=int(row.chat_id or 0),
             status=OutboxStatus.PENDING,
-            next_attempt_at=utcnow() + backoff + jitter,
+            next_attempt_at=utcnow() + delay,
             error=f"{type(error).__name__}: {error}",
         )
+
+    # ---------------------------------------------------------------------------------- helpers, the db
+
+    async def _start_helpers(self) -> None:
+        if self._helpers:
+            return
+        self._migrations.update(await self._db(outbox.migrations))
+        self._helpers = [
+            asyncio.create_task(self._write_outcomes(), name="outbox-outcomes"),
+            asyncio.create_task(self._renew_leases(), name="outbox-leases"),
+            asyncio.create_task(self._watch_pause(), name="outbox-pause"),
+        ]
+
+    async def _stop_helpers(self) -> None:
+        tasks = list(self._chat_tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._outcomes.join(), timeout=5)
+        for task in self._helpers:
+            task.cancel()
+        await asyncio.gather(*self._helpers, return_exceptions=True)
+        self._helpers = []
+        leftover = sorted(self._in_flight)
+        if leftover:
+            # Rows planned but not sent go back to the queue at once instead of waiting for the lease.
+            with contextlib.suppress(Exception):
+                await self._db(partial(outbox.release, row_ids=leftover, owner=self._owner))
+            self._in_flight.clear()
+        if self._db_calls:
+            await asyncio.wait(set(self._db_calls), timeout=10)
+
+    async def _write_outcomes(self) -> None:
+        """Write outcomes as they arrive: one transaction for whatever came in meanwhile."""
+        while True:
+            batch = [await self._outcomes.get()]
+            while not self._outcomes.empty():
+                batch.append(self._outcomes.get_nowait())
+            while True:
+                now = utcnow()
+                try:
+                    await self._db(
+                        partial(outbox.record_outcomes, outcomes=batch, owner=self._owner, now=now)
+                    )
+                    break
+                except Exception:  # the database is away: keep the outcomes (and the leases) and retry
+                    log.exception("writing %d send outcomes failed; retrying", len(batch))
+                    await asyncio.sleep(_WRITE_RETRY_SECONDS)
+            for outcome in batch:
+                self._in_flight.discard(outcome.row_id)
+                self._outcomes.task_done()
+            self._wake.set()  # a chat whose row is done may have its next row ready
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(_RENEW_SECONDS)
+            rows = sorted(self._in_flight)
+            if rows:
+                until = utcnow() + LEASE
+                try:
+                    await self._db(partial(outbox.renew_leases, row_ids=rows, owner=self._owner, until=until))
+                except Exception:
+                    log.exception("renewing the leases of %d rows failed", len(rows))
+
+    async def _watch_pause(self) -> None:
+        """While rows are planned, follow the shared 429 pause, so another process's 429 stops us too."""
+        while True:
+            await asyncio.sleep(_PAUSE_CHECK_SECONDS)
+            if not self._in_flight:
+                continue
+            with contextlib.suppress(Exception):
+                budget = await self._db(outbox.bot_budget)
+                if budget is not None:
+                    self._paused_until = _later(self._paused_until, budget.paused_until)
+
+    async def _db(self, work: Callable[[Any], _T]) -> _T:
+        """Run database work in a thread, in its own unit of work, so the event loop never waits on it.
+
+        The thread's future is kept until it ends: a caller cancelled while the thread still works (the
+        bot stopping) must not leave a connection in use when the engine is disposed.
+        """
+
+        def run() -> _T:
+            with unit_of_work(self._engine) as session:
+                return work(session)
+
+        future = asyncio.get_running_loop().run_in_executor(None, run)
+        self._db_calls.add(future)
+        future.add_done_callback(self._db_calls.discard)
+        return await asyncio.shield(future)
+
+
+def _released(row: OutboxMessage, *, next_attempt_at: datetime | None = None) -> SendOutcome:
+    """A leased row given back untried (it waits behind its chat's earlier row, or for a pause)."""
+    return SendOutcome(
+        row_id=_row_id(row),
+        chat_id=int(row.chat_id or 0),
+        status=OutboxStatus.PENDING,
+        next_attempt_at=next_attempt_at,
+        count_attempt=False,
+    )
 
 
 async def _post(bot: Bot, method: str, payload: dict[str, Any]) -> object:
@@ -211,8 +534,8 @@ async def _post(bot: Bot, method: str, payload: dict[str, Any]) -> object:
     The outbox already holds each call as the Bot API's JSON, so turning it into PTB objects for
     ``send_message`` and the answer back into a ``Message`` would only cost CPU (about a third of a
     millisecond per call, most of an answer's PTB time; bench/README.md). ``Bot._post`` is the path PTB's
-    own methods and ``do_api_request`` share: it applies the rate limiter and maps Telegram's errors to
-    PTB's exceptions. ``do_api_request`` itself warns for methods PTB wraps, hence the direct call.
+    own methods and ``do_api_request`` share: it maps Telegram's errors to PTB's exceptions.
+    ``do_api_request`` itself warns for methods PTB wraps, hence the direct call.
     """
     return await bot._post(method, api_kwargs=payload)
 
@@ -229,21 +552,37 @@ def _row_id(row: OutboxMessage) -> int:
     return row.id
 
 
+def _later(first: datetime | None, second: datetime | None) -> datetime | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return max(first, second)
+
+
 def _seconds(value: object) -> float:
     if isinstance(value, timedelta):
         return value.total_seconds()
     return float(value)  # type: ignore[arg-type]
 
 
-def assign_staff_chat(engine: Engine, staff_chat_id: int | None, now: datetime) -> int:
-    """Give alerts queued while no STAFF_CHAT_ID was configured to the staff chat configured now."""
+def assign_staff_chat(engine: Engine, staff_chat_id: int | None, now: datetime) -> int | None:
+    """Point unsent staff messages at the configured staff chat; return the chat they now go to.
+
+    Alerts kept while no STAFF_CHAT_ID was set, or queued for a chat the setting no longer names, go to
+    the one it names now. When that chat is known to have become a supergroup, they go there instead,
+    and the log says which id to configure.
+    """
     if staff_chat_id is None:
-        return 0
+        return None
     with unit_of_work(engine) as session:
-        result = session.execute(
-            sa.update(OutboxMessage)
-            .where(col(OutboxMessage.chat_id).is_(None))
-            .where(col(OutboxMessage.kind) == KIND_STAFF_ALERT)
-            .values(chat_id=staff_chat_id, next_attempt_at=now)
+        target = outbox.migrations(session).get(staff_chat_id, staff_chat_id)
+        outbox.reassign_unsent(session, kinds=STAFF_KINDS, chat_id=target, now=now)
+    if target != staff_chat_id:
+        log.warning(
+            "STAFF_CHAT_ID %s became the supergroup %s; alerts go there. Set STAFF_CHAT_ID=%s in .env",
+            staff_chat_id,
+            target,
+            target,
         )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return target

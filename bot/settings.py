@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from datetime import timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +19,9 @@ BOTFATHER_HINT = (
     "then put the token it gives you into .env as TELEGRAM_BOT_TOKEN=123456:ABC... "
     "(or export it in the environment)."
 )
+
+
+WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class SettingsError(Exception):
@@ -40,10 +45,22 @@ class Settings(BaseSettings):
     sweep_interval: Annotated[timedelta, NoDecode] = timedelta(seconds=30)
     timezone: Annotated[ZoneInfo, NoDecode] = ZoneInfo("Europe/Berlin")
     default_language: Language = "de"
-    # Telegram allows about 30 messages per second overall; 0 turns the limiter off (a local test server).
-    telegram_max_rate: float = Field(default=30, ge=0, le=1000)
+    # Message calls (sends and edits) per second, for all processes sharing the database together.
+    # Telegram allows about 30; paid broadcasts up to 1000. Per-chat limits always apply on top.
+    send_rate: float = Field(default=25, gt=0, le=1000)
+    # Webhook mode: Telegram posts updates to this public https:// URL instead of being polled.
+    webhook_url: str | None = None
+    # Required in webhook mode: Telegram sends it back in X-Telegram-Bot-Api-Secret-Token.
+    webhook_secret: SecretStr | None = None
 
-    @field_validator("telegram_bot_token", "ingest_api_key", "staff_chat_id", mode="before")
+    @field_validator(
+        "telegram_bot_token",
+        "ingest_api_key",
+        "staff_chat_id",
+        "webhook_url",
+        "webhook_secret",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -57,6 +74,27 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL such as https://api.telegram.org")
         return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be a public https:// URL such as https://shop.example/telegram")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value().strip()
+        if not WEBHOOK_SECRET_PATTERN.fullmatch(secret):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return SecretStr(secret)
 
     @field_validator("manager_chat_ids", mode="before")
     @classmethod
@@ -97,6 +135,20 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_language(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def webhook_mode(self) -> bool:
+        """Whether Telegram delivers updates by webhook (WEBHOOK_URL is set) instead of being polled."""
+        return self.webhook_url is not None
+
+    def require_webhook_secret(self) -> str:
+        """Return WEBHOOK_SECRET, or raise SettingsError: a webhook without it would accept anyone's posts."""
+        if self.webhook_secret is None:
+            raise SettingsError(
+                "WEBHOOK_SECRET is not set: webhook mode needs it so that only Telegram can post updates. "
+                'Generate one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        return self.webhook_secret.get_secret_value()
 
     @property
     def token(self) -> str:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from telegram import Update
 
+from bot.handler_loop import HandlerLoop
 from handlers.context import BotApplication, UpdateWork, begin_work, end_work
 from storage import inbox
 from storage.db import unit_of_work
@@ -33,8 +34,8 @@ log = logging.getLogger(__name__)
 
 _BATCH = 100
 _GROUP = 25
-"""Updates per shared transaction: the event loop waits while a group is handled (the database calls are
-synchronous), so a group is kept short enough (tens of milliseconds) not to delay the sender noticeably."""
+"""Updates per shared transaction: its commit is paid once, and callback answers wait for it, so a group
+stays short (tens of milliseconds)."""
 _LEASE = timedelta(minutes=2)
 _IDLE_POLL_SECONDS = 5.0
 
@@ -69,6 +70,7 @@ class UpdateWorker:
         on_sweep_needed: Callable[[], None],
         on_give_up: Callable[[Session, int, int], None],
         http_slots: asyncio.Semaphore,
+        handler_loop: HandlerLoop | None = None,
     ) -> None:
         self._engine = engine
         self._application = application
@@ -76,6 +78,7 @@ class UpdateWorker:
         self._on_sweep_needed = on_sweep_needed
         self._on_give_up = on_give_up
         self._http_slots = http_slots
+        self._handler_loop = handler_loop
         self._wake = asyncio.Event()
         self._owner = secrets.token_hex(8)
         self._background: set[asyncio.Task[object]] = set()
@@ -97,9 +100,20 @@ class UpdateWorker:
 
     async def drain(self) -> int:
         """Process every update that is due now; return how many were handled."""
+        self._wake.clear()
+        main_loop = asyncio.get_running_loop()
+        if self._handler_loop is None:
+            return await self._drain_here(main_loop)
+        return await self._handler_loop.run(self._drain_here(main_loop))
+
+    async def _drain_here(self, main_loop: asyncio.AbstractEventLoop) -> int:
+        """Claim and handle batches until none is left (on the handler loop when there is one).
+
+        What must follow a commit (callback answers, waking the sender) is handed to ``main_loop``,
+        where the bot talks to Telegram, as soon as each group commits.
+        """
         total = 0
         while True:
-            self._wake.clear()
             with unit_of_work(self._engine) as session:
                 batch = inbox.claim_pending(
                     session, owner=self._owner, now=utcnow(), lease=_LEASE, limit=_BATCH
@@ -110,23 +124,25 @@ class UpdateWorker:
             total += len(batch) - len(parsed)
             for start in range(0, len(parsed), _GROUP):
                 group = parsed[start : start + _GROUP]
-                error = await self._handle(group)
+                error = await self._handle(group, main_loop)
                 if error is not None and len(group) == 1:
-                    self._record_failure(group[0][0], error)
+                    self._record_failure(group[0][0], error, main_loop)
                 elif error is not None:
                     log.debug(
                         "a group of %s updates failed (%r); handling them one by one", len(group), error
                     )
                     for pair in group:
-                        if (own_error := await self._handle([pair])) is not None:
-                            self._record_failure(pair[0], own_error)
+                        if (own_error := await self._handle([pair], main_loop)) is not None:
+                            self._record_failure(pair[0], own_error, main_loop)
                         await asyncio.sleep(0)
                 total += len(group)
-                # Handling never waits on the network, so without this the poller, the sender and the
-                # callback answers would stall until the whole batch is done.
+                # Without a handler loop, handling never waits on the network: let the poller, the
+                # sender and the callback answers run between groups.
                 await asyncio.sleep(0)
 
-    async def _handle(self, group: list[tuple[InboundUpdate, Update]]) -> Exception | None:
+    async def _handle(
+        self, group: list[tuple[InboundUpdate, Update]], main_loop: asyncio.AbstractEventLoop
+    ) -> Exception | None:
         """Handle ``group`` in one transaction; if any update fails, commit nothing and return the error."""
         works: list[UpdateWork] = []
         try:
@@ -139,7 +155,7 @@ class UpdateWorker:
         except Exception as error:
             return error
         for work in works:
-            self._after_commit(work)
+            main_loop.call_soon_threadsafe(self._after_commit, work)
         return None
 
     def _parse(self, row: InboundUpdate) -> Update | None:
@@ -191,7 +207,9 @@ class UpdateWorker:
             log.info("after-commit action failed: %s", error)
             return None
 
-    def _record_failure(self, row: InboundUpdate, error: BaseException) -> None:
+    def _record_failure(
+        self, row: InboundUpdate, error: BaseException, main_loop: asyncio.AbstractEventLoop
+    ) -> None:
         log.error("handling update %s failed; it will be retried", row.update_id, exc_info=error)
         with unit_of_work(self._engine) as session:
             gave_up = inbox.mark_attempt_failed(
@@ -202,7 +220,7 @@ class UpdateWorker:
                 self._on_give_up(session, row.update_id, chat_id)
         if gave_up:
             log.error("update %s failed %s times and is parked as failed", row.update_id, inbox.MAX_ATTEMPTS)
-            self._on_messages_queued()
+            main_loop.call_soon_threadsafe(self._on_messages_queued)
 
     async def close(self) -> None:
         """Wait for after-commit actions still running (callback answers)."""

@@ -28,20 +28,11 @@ from storage.models import (
     SurveyDelivery,
     TelegramUser,
 )
-from storage.outbox import OutboundCall
+from storage.outbox import KIND_ANSWERED, KIND_QUESTION, KIND_STAFF_ALERT, KIND_THANKS, OutboundCall
 from surveys.definition import AnswerValue, Question, QuestionType, SurveyDefinition
 from surveys.flow import answer_label, next_question
 from surveys.languages import Language
 from surveys.nps import NpsCategory, classify
-
-KIND_QUESTION = "survey_question"
-KIND_ANSWERED = "survey_answered"
-KIND_THANKS = "survey_thanks"
-KIND_REPLY = "reply"
-KIND_STAFF_ALERT = "staff_alert"
-KIND_CLOSED = "survey_closed"  # buttons taken off an open question after /stop
-CUSTOMER_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS, KIND_REPLY)
-SURVEY_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS)
 
 
 class AnswerOutcome(enum.Enum):

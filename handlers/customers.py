@@ -149,7 +149,7 @@ def queue_reply(
         session,
         OutboundCall(
             dedupe_key=f"reply:{work.update_id}{key_suffix}",
-            kind=conversation.KIND_REPLY,
+            kind=outbox.KIND_REPLY,
             method="sendMessage",
             chat_id=chat_id,
             payload=messages.text_message(chat_id, text, reply_markup=reply_markup),
@@ -165,7 +165,7 @@ def stop_everything(session: Session, work: UpdateWork, user_row: TelegramUser) 
         return False
     user_row.opted_out_at = work.now
     session.add(user_row)
-    outbox.cancel_chat(session, user_row.id, kinds=conversation.CUSTOMER_KINDS)
+    outbox.cancel_chat(session, user_row.id, kinds=outbox.CUSTOMER_KINDS)
     _close_open_questions(session, work, user_row.id)
     customer_ids = select(Customer.id).where(col(Customer.telegram_user_id) == user_row.id)
     session.execute(
@@ -204,7 +204,7 @@ def _close_open_questions(session: Session, work: UpdateWork, telegram_user_id: 
             session,
             OutboundCall(
                 dedupe_key=f"close:{key}",
-                kind=conversation.KIND_CLOSED,
+                kind=outbox.KIND_CLOSED,
                 method="editMessageReplyMarkup",
                 chat_id=telegram_user_id,
                 payload={"message_id": message_id},

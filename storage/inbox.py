@@ -38,11 +38,6 @@ def store_updates(session: Session, updates: Sequence[dict[str, Any]], *, now: d
     return insert_ignoring_duplicates(session, table, rows, conflict_columns=["update_id"])
 
 
-def highest_update_id(session: Session) -> int | None:
-    """Return the newest stored update id, so polling resumes after it even if Telegram lost the offset."""
-    return session.exec(select(sa.func.max(InboundUpdate.update_id))).one()
-
-
 def claim_pending(
     session: Session, *, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[InboundUpdate]:

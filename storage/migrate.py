@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def advisory_lock_key(name: str) -> int:
+    """Turn a lock's name into the signed 64-bit key PostgreSQL's advisory locks take."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+# One key for every process on the database: whoever holds it migrates, the others wait their turn.
+MIGRATION_LOCK_KEY = advisory_lock_key("kundenpuls-migrations")
 
 
 def alembic_config(database_url: str) -> Config:
@@ -21,9 +32,19 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to ``revision`` (the newest by default); a no-op when it is already there."""
+    """Bring the database to ``revision`` (the newest by default); a no-op when it is already there.
+
+    Processes that start at the same moment take turns: the whole upgrade runs in one transaction that
+    first takes a lock, so one migrates and the others wait, then find nothing left to do. On PostgreSQL
+    the lock is ``pg_advisory_xact_lock(MIGRATION_LOCK_KEY)``, released when the transaction ends (also
+    when the process dies). On SQLite the engine from :func:`storage.db.create_db_engine` starts every
+    transaction with ``BEGIN IMMEDIATE``, which already lets only one writer in at a time.
+    """
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Before Alembic reads the version table, so a waiter reads it after the winner committed.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

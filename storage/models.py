@@ -178,7 +178,11 @@ class OutboxMessage(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        # The sender reads each chat's queue in order (storage/outbox.py, claim_due).
+        sa.Index("ix_outbox_status_chat_id", "status", "chat_id", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(max_length=128, sa_column_kwargs={"unique": True})
@@ -214,3 +218,49 @@ class InboundUpdate(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     received_at: datetime = _ts()
     processed_at: datetime | None = _ts(nullable=True)
+
+
+class SendBudget(SQLModel, table=True):
+    """The bot's overall sending budget, one row shared by every process on the database.
+
+    ``tat`` is the theoretical arrival time of the generic cell rate algorithm (storage/pacing.py): the
+    budget is spent while it lies ahead of now. A 429 from Telegram pauses every process until
+    ``paused_until``; ``throttled_total`` counts the 429s all processes have met.
+    """
+
+    __tablename__ = "send_budget"
+
+    name: str = Field(primary_key=True, max_length=16)
+    tat: datetime = _ts()
+    paused_until: datetime | None = _ts(nullable=True)
+    throttled_total: int = Field(default=0)
+    last_throttled_at: datetime | None = _ts(nullable=True)
+
+
+class SendChat(SQLModel, table=True):
+    """What every process must know about one chat it sends to: its pace, where it moved, whether it answers.
+
+    ``ready_at`` is the earliest time the chat may get its next message (its own rate limit), kept as a
+    column so the sender can skip chats that must wait without reading their queues.
+    """
+
+    __tablename__ = "send_chats"
+
+    chat_id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    tat: datetime = _ts()
+    ready_at: datetime = _ts()
+    migrated_to: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    unreachable_since: datetime | None = _ts(nullable=True)
+    last_error: str | None = Field(default=None, max_length=500)
+    updated_at: datetime = _ts()
+
+
+class Lease(SQLModel, table=True):
+    """A role that exactly one process holds at a time (polling getUpdates), until it renews no more."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=32)
+    owner: str = Field(max_length=64)
+    acquired_at: datetime = _ts()
+    expires_at: datetime = _ts()

@@ -9,14 +9,37 @@ same row at once, and a crashed sender's rows are picked up again when its lease
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from storage.models import OutboxMessage, OutboxStatus, utcnow
-from storage.upsert import insert_ignoring_duplicates
+from storage.models import (
+    OutboxMessage,
+    OutboxStatus,
+    SendBudget,
+    SendChat,
+    TelegramUser,
+    UtcDateTime,
+    utcnow,
+)
+from storage.pacing import Pace, chat_pace
+from storage.upsert import insert_ignoring_duplicates, upsert
+
+KIND_QUESTION = "survey_question"
+KIND_ANSWERED = "survey_answered"
+KIND_THANKS = "survey_thanks"
+KIND_REPLY = "reply"
+KIND_STAFF_ALERT = "staff_alert"
+KIND_CLOSED = "survey_closed"  # buttons taken off an open question after /stop
+CUSTOMER_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS, KIND_REPLY)
+SURVEY_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS)
+STEP_KINDS = (KIND_QUESTION, KIND_THANKS)
+"""Rows that carry a survey step; when they edit a message that is gone, they are sent anew."""
+STAFF_KINDS = (KIND_STAFF_ALERT,)
+"""Rows for the staff chat: they wait while it is unreachable, they never fail for good."""
+UNSENT_STATUSES = (OutboxStatus.PENDING, OutboxStatus.BLOCKED, OutboxStatus.AWAITING_CONTACT)
 
 
 @dataclass(frozen=True)
@@ -50,38 +73,211 @@ def enqueue(session: Session, call: OutboundCall, *, now: datetime | None = None
     return insert_ignoring_duplicates(session, table, [row], conflict_columns=["dedupe_key"]) == 1
 
 
+BOT_BUDGET = "bot"
+"""The one ``send_budget`` row: the bot's overall rate is shared by every process."""
+MAX_ROWS_PER_CHAT = 3
+"""A chat's rows looked at per claim: at most a private chat's burst can go out at once anyway."""
+
+
+@dataclass(frozen=True)
+class ClaimedCall:
+    """A row leased to this sender, with the moment it may be sent (the bot's and its chat's pace)."""
+
+    row: OutboxMessage
+    send_at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one claim produced, and when it is worth claiming again."""
+
+    calls: list[ClaimedCall]
+    paused_until: datetime | None = None
+    """Telegram answered 429: nothing may be sent by any process until then."""
+    retry_at: datetime | None = None
+    """When rows that had to wait (the bot's budget, a chat's pace) may go; None: nothing is waiting."""
+
+
 def claim_due(
-    session: Session, *, owner: str, now: datetime, lease: timedelta, limit: int
-) -> list[OutboxMessage]:
-    """Lease up to ``limit`` due rows, oldest first."""
-    free = sa.or_(col(OutboxMessage.locked_until).is_(None), col(OutboxMessage.locked_until) < now)
-    candidates = session.exec(
-        select(OutboxMessage.id)
-        .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
-        .where(OutboxMessage.next_attempt_at <= now)
-        .where(col(OutboxMessage.chat_id).is_not(None))
-        .where(free)
-        .order_by(col(OutboxMessage.id))
-        .limit(limit)
-    ).all()
-    if not candidates:
-        return []
+    session: Session,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    horizon: timedelta,
+    bot: Pace,
+    limit: int = 500,
+) -> Claim:
+    """Lease the rows that may be sent within ``horizon`` under every rate limit, each with its moment.
+
+    Every process claims under the lock of the one ``send_budget`` row, so together they stay within
+    ``bot``'s pace and each chat's pace (storage/pacing.py). Within a chat, rows go strictly in queue
+    order: a chat whose oldest row waits (a retry's backoff) or is still being sent (leased) offers
+    nothing, so no chat's messages overtake each other, and no second sender gets a chat's rows while
+    the first holds them. A chat that must wait is skipped, never waited for: it cannot hold up another.
+    """
+    budget = _lock_budget(session, now)
+    if budget.paused_until is not None and budget.paused_until > now:
+        return Claim(calls=[], paused_until=budget.paused_until, retry_at=budget.paused_until)
+    horizon_end = now + horizon
+    rows = _lock_candidates(session, now=now, horizon_end=horizon_end, limit=limit)
+    chats = _chat_paces(session, {int(row.chat_id or 0) for row in rows})
+    calls: list[ClaimedCall] = []
+    waiting_chats: set[int] = set()
+    retry_at: datetime | None = None
+    bot_tat = budget.tat
+    for row in rows:
+        chat_id = int(row.chat_id or 0)
+        if chat_id in waiting_chats:
+            continue
+        slot = bot.earliest(bot_tat, now)
+        if slot > horizon_end:
+            retry_at = _earlier(retry_at, slot - horizon)  # the bot's budget: claim again when it refills
+            break
+        pace = chat_pace(chat_id)
+        chat_slot = pace.earliest(chats.get(chat_id), now)
+        if chat_slot > slot:
+            waiting_chats.add(chat_id)  # its pace says later; the rest of its queue waits behind it
+            retry_at = _earlier(retry_at, chat_slot)
+            continue
+        bot_tat = bot.spend(bot_tat, slot)
+        chats[chat_id] = pace.spend(chats.get(chat_id), slot)
+        calls.append(ClaimedCall(row=row, send_at=slot))
+    later = _next_moment(session, now=now, horizon_end=horizon_end)
+    if later is not None:
+        retry_at = _earlier(retry_at, later)
+    if not calls:
+        return Claim(calls=[], retry_at=retry_at)
     session.execute(
         sa.update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(candidates))
-        .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
-        .where(free)
+        .where(col(OutboxMessage.id).in_([call.row.id for call in calls]))
         .values(locked_until=now + lease, lease_owner=owner)
     )
+    for call in calls:
+        call.row.locked_until, call.row.lease_owner = now + lease, owner
+    sent_to = {int(call.row.chat_id or 0) for call in calls}
+    upsert(
+        session,
+        SendChat.__table__,  # type: ignore[attr-defined]
+        [
+            {
+                "chat_id": chat_id,
+                "tat": chats[chat_id],
+                "ready_at": chats[chat_id] - chat_pace(chat_id).tolerance,
+                "updated_at": now,
+            }
+            for chat_id in sorted(sent_to)
+        ],
+        conflict_columns=["chat_id"],
+        update_columns=["tat", "ready_at", "updated_at"],
+    )
+    budget.tat = bot_tat
+    session.add(budget)
+    return Claim(calls=calls, retry_at=retry_at)
+
+
+_RECHECK = timedelta(milliseconds=200)
+
+
+def _next_moment(session: Session, *, now: datetime, horizon_end: datetime) -> datetime | None:
+    """Return when a row not claimable now may become so: its retry falls due, or its chat's pace allows.
+
+    Rows queued behind a chat's row in flight are released by that row's outcome (which wakes the
+    sender); for them this returns a short recheck instead of now, so nobody spins on them.
+    """
+    free = sa.or_(col(OutboxMessage.locked_until).is_(None), col(OutboxMessage.locked_until) < now)
+    moment = sa.case(
+        (
+            sa.and_(
+                col(SendChat.ready_at).is_not(None), col(SendChat.ready_at) > OutboxMessage.next_attempt_at
+            ),
+            col(SendChat.ready_at),
+        ),
+        else_=col(OutboxMessage.next_attempt_at),
+    )
+    earliest = session.exec(
+        select(sa.func.min(moment))
+        .select_from(OutboxMessage)
+        .outerjoin(SendChat, col(SendChat.chat_id) == OutboxMessage.chat_id)
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+        .where(col(OutboxMessage.chat_id).is_not(None))
+        .where(free)
+    ).one()
+    if earliest is None:
+        return None
+    if isinstance(earliest, str):  # SQLite hands back CASE results untyped
+        earliest = datetime.fromisoformat(earliest)
+    moment_at: datetime = earliest if earliest.tzinfo else earliest.replace(tzinfo=UTC)
+    return moment_at if moment_at > now else now + _RECHECK
+
+
+def _earlier(first: datetime | None, second: datetime) -> datetime:
+    return second if first is None else min(first, second)
+
+
+def _lock_budget(session: Session, now: datetime) -> SendBudget:
+    """Return the bot's budget row, locked until the claim commits (created on first use)."""
+    statement = select(SendBudget).where(col(SendBudget.name) == BOT_BUDGET).with_for_update()
+    budget = session.exec(statement).first()
+    if budget is None:
+        table = SendBudget.__table__  # type: ignore[attr-defined]
+        row = {"name": BOT_BUDGET, "tat": now, "throttled_total": 0}
+        insert_ignoring_duplicates(session, table, [row], conflict_columns=["name"])
+        budget = session.exec(statement).one()
+    return budget
+
+
+def _lock_candidates(
+    session: Session, *, now: datetime, horizon_end: datetime, limit: int
+) -> list[OutboxMessage]:
+    """Return, oldest first and locked, the head rows of every chat that may get a message soon."""
+    outbox_id = col(OutboxMessage.id)
+    chat = col(OutboxMessage.chat_id)
+    busy = sa.or_(
+        col(OutboxMessage.next_attempt_at) > now,
+        sa.and_(col(OutboxMessage.locked_until).is_not(None), col(OutboxMessage.locked_until) >= now),
+    )
+    queues = (
+        select(
+            outbox_id.label("id"),
+            chat.label("chat_id"),
+            sa.func.row_number().over(partition_by=chat, order_by=outbox_id).label("position"),
+            sa.func.min(sa.case((busy, outbox_id))).over(partition_by=chat).label("first_busy"),
+        )
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+        .where(chat.is_not(None))
+        .subquery()
+    )
+    heads = (
+        select(queues.c.id)
+        .outerjoin(SendChat, col(SendChat.chat_id) == queues.c.chat_id)
+        .where(queues.c.position <= MAX_ROWS_PER_CHAT)
+        .where(sa.or_(queues.c.first_busy.is_(None), queues.c.id < queues.c.first_busy))
+        .where(sa.or_(col(SendChat.ready_at).is_(None), col(SendChat.ready_at) <= horizon_end))
+        .order_by(queues.c.id)
+        .limit(limit)
+    )
+    ids = list(session.exec(heads).all())
+    if not ids:
+        return []
+    # Rows a handler is changing right now (a /stop cancelling them) are skipped, not waited for.
     return list(
         session.exec(
             select(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(candidates))
-            .where(col(OutboxMessage.lease_owner) == owner)
-            .where(col(OutboxMessage.locked_until) == now + lease)
-            .order_by(col(OutboxMessage.id))
+            .where(outbox_id.in_(ids))
+            .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+            .order_by(outbox_id)
+            .with_for_update(skip_locked=True)
         ).all()
     )
+
+
+def _chat_paces(session: Session, chat_ids: set[int]) -> dict[int, datetime]:
+    """Return the theoretical arrival time of each chat that has one."""
+    if not chat_ids:
+        return {}
+    rows = session.exec(select(SendChat.chat_id, SendChat.tat).where(col(SendChat.chat_id).in_(chat_ids)))
+    return {int(chat_id): tat for chat_id, tat in rows.all()}
 
 
 def next_due_at(session: Session) -> datetime | None:
@@ -142,38 +338,282 @@ def cancel_chat(session: Session, chat_id: int, *, kinds: tuple[str, ...]) -> in
 
 @dataclass(frozen=True)
 class SendOutcome:
-    """What happened to one leased row; applied to the database in one batch after sending."""
+    """What happened to one leased row, and what it teaches about its chat or the bot as a whole."""
 
     row_id: int
+    chat_id: int
     status: OutboxStatus
     next_attempt_at: datetime | None = None
     error: str | None = None
     message_id: int | None = None
     count_attempt: bool = True
+    hold_chat: bool = False
+    """The chat refuses everything (blocked, never opened): hold its other unsent rows the same way."""
+    throttled_for: timedelta | None = None
+    """Telegram answered 429: every process pauses this long."""
+    chat_unreachable: bool = False
+    """A chat that must not lose messages (the staff chat) refused; they wait until it answers again."""
+    migrated_to: int | None = None
+    """The group became a supergroup with this id: everything queued follows it."""
+    user_blocked: bool = False
+    """The person blocked the bot: they get nothing until they write again."""
 
 
-def apply_outcomes(
-    session: Session, rows: dict[int, OutboxMessage], outcomes: list[SendOutcome], *, now: datetime
-) -> None:
-    """Write the results of a send batch in one executemany (the rows are leased to us, so their
-    current values are the ones we read)."""
+# Conditional on the lease: a row whose status changed while it was in flight (a /stop cancelled it)
+# no longer belongs to us, and whatever the call returned must not overwrite that.
+_FINISH = (
+    sa.update(OutboxMessage)
+    .where(col(OutboxMessage.id) == sa.bindparam("b_id"))
+    .where(col(OutboxMessage.lease_owner) == sa.bindparam("b_owner"))
+    .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+    .values(
+        status=sa.bindparam("b_status"),
+        locked_until=None,
+        lease_owner=None,
+        attempts=OutboxMessage.attempts + sa.bindparam("b_attempt", type_=sa.Integer()),
+        sent_at=sa.bindparam("b_sent_at", type_=UtcDateTime()),
+        sent_message_id=sa.bindparam("b_message_id", type_=sa.BigInteger()),
+        next_attempt_at=sa.func.coalesce(
+            sa.bindparam("b_next_at", type_=UtcDateTime()), OutboxMessage.next_attempt_at
+        ),
+        # A released row (not tried) keeps the error of its last try; a sent row forgets it.
+        last_error=sa.func.coalesce(
+            sa.bindparam("b_error", type_=sa.String()),
+            sa.case(
+                (sa.bindparam("b_status", type_=sa.String()) == OutboxStatus.SENT.value, None),
+                else_=OutboxMessage.last_error,
+            ),
+        ),
+    )
+)
+# A call that went through after its row was cancelled still put a message in the chat; its id is kept
+# so the message can be found (and its buttons taken off) later.
+_RECORD_LATE_SEND = (
+    sa.update(OutboxMessage)
+    .where(col(OutboxMessage.id) == sa.bindparam("b_id"))
+    .where(col(OutboxMessage.status) != OutboxStatus.PENDING.value)
+    .where(col(OutboxMessage.sent_at).is_(None))
+    .values(
+        sent_at=sa.bindparam("b_sent_at", type_=UtcDateTime()),
+        sent_message_id=sa.bindparam("b_message_id", type_=sa.BigInteger()),
+    )
+)
+
+
+def record_outcomes(session: Session, outcomes: list[SendOutcome], *, owner: str, now: datetime) -> None:
+    """Write what the calls did, and what they taught about their chats and the bot's budget."""
     if not outcomes:
         return
-    parameters = []
+    connection = session.connection()
+    finished = [_finish_parameters(outcome, owner=owner, now=now) for outcome in outcomes]
+    changed = connection.execute(_FINISH, finished).rowcount
+    sent = [params for params, outcome in zip(finished, outcomes, strict=True) if outcome.message_id]
+    if sent and changed is not None and 0 <= changed < len(finished):
+        connection.execute(_RECORD_LATE_SEND, sent)
+        _disarm_cancelled(session, [int(params["b_id"]) for params in sent], now=now)
     for outcome in outcomes:
-        row = rows[outcome.row_id]
-        sent = outcome.status is OutboxStatus.SENT
-        parameters.append(
-            {
-                "id": outcome.row_id,
-                "status": outcome.status.value,
-                "locked_until": None,
-                "lease_owner": None,
-                "attempts": row.attempts + (1 if outcome.count_attempt else 0),
-                "sent_at": now if sent else row.sent_at,
-                "sent_message_id": outcome.message_id if sent else row.sent_message_id,
-                "next_attempt_at": outcome.next_attempt_at or row.next_attempt_at,
-                "last_error": None if sent else (outcome.error or row.last_error or "")[:500] or None,
-            }
+        if outcome.hold_chat:
+            hold_chat(session, outcome.chat_id, status=outcome.status)
+        if outcome.migrated_to is not None:
+            follow_migration(session, outcome.chat_id, outcome.migrated_to, now=now)
+        if outcome.throttled_for is not None:
+            pause_bot(session, until=now + outcome.throttled_for, now=now)
+    blocked = {o.chat_id for o in outcomes if o.user_blocked}
+    if blocked:
+        session.execute(
+            sa.update(TelegramUser).where(col(TelegramUser.id).in_(blocked)).values(blocked_at=now)
         )
-    session.execute(sa.update(OutboxMessage), parameters)
+    unreachable = {o.chat_id: o.error for o in outcomes if o.chat_unreachable}
+    if unreachable:
+        mark_unreachable(session, unreachable, now=now)
+    reached = {o.chat_id for o in outcomes if o.status is OutboxStatus.SENT} - set(unreachable)
+    if reached:
+        session.execute(
+            sa.update(SendChat)
+            .where(col(SendChat.chat_id).in_(reached))
+            .where(col(SendChat.unreachable_since).is_not(None))
+            .values(unreachable_since=None, last_error=None, updated_at=now)
+        )
+
+
+def _disarm_cancelled(session: Session, row_ids: list[int], *, now: datetime) -> None:
+    """Take the buttons off messages that went out although their row was cancelled meanwhile.
+
+    A /stop can cancel a question while its call is already on the way; the question then reaches the
+    chat anyway. Cancelled means nothing from it may invite a tap, so its keyboard is removed.
+    """
+    late = session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(row_ids))
+        .where(col(OutboxMessage.status) == OutboxStatus.CANCELLED.value)
+        .where(col(OutboxMessage.sent_message_id).is_not(None))
+    ).all()
+    for row in late:
+        if "reply_markup" in row.payload and row.chat_id is not None:
+            enqueue(
+                session,
+                OutboundCall(
+                    dedupe_key=f"disarm:{row.id}",
+                    kind=KIND_CLOSED,
+                    method="editMessageReplyMarkup",
+                    chat_id=row.chat_id,
+                    payload={"message_id": row.sent_message_id},
+                    delivery_id=row.delivery_id,
+                ),
+                now=now,
+            )
+
+
+def statuses(session: Session, row_ids: list[int]) -> dict[int, str]:
+    """Return the current status of rows (a row planned a while ago may have been cancelled since)."""
+    rows = session.exec(
+        select(OutboxMessage.id, OutboxMessage.status).where(col(OutboxMessage.id).in_(row_ids))
+    ).all()
+    return {int(row_id): status for row_id, status in rows if row_id is not None}
+
+
+def _finish_parameters(outcome: SendOutcome, *, owner: str, now: datetime) -> dict[str, Any]:
+    sent = outcome.status is OutboxStatus.SENT
+    return {
+        "b_id": outcome.row_id,
+        "b_owner": owner,
+        "b_status": outcome.status.value,
+        "b_attempt": 1 if outcome.count_attempt else 0,
+        "b_sent_at": now if sent else None,
+        "b_message_id": outcome.message_id if sent else None,
+        "b_next_at": outcome.next_attempt_at,
+        "b_error": None if sent or outcome.error is None else outcome.error[:500],
+    }
+
+
+def release(session: Session, row_ids: list[int], *, owner: str) -> None:
+    """Give leased rows back untouched (the sender stops, or a pause came before their moment)."""
+    if row_ids:
+        session.execute(
+            sa.update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(row_ids))
+            .where(col(OutboxMessage.lease_owner) == owner)
+            .values(locked_until=None, lease_owner=None)
+        )
+
+
+def renew_leases(session: Session, row_ids: list[int], *, owner: str, until: datetime) -> None:
+    """Extend the leases of rows still being sent, so no other sender takes them meanwhile."""
+    if row_ids:
+        session.execute(
+            sa.update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(row_ids))
+            .where(col(OutboxMessage.lease_owner) == owner)
+            .values(locked_until=until)
+        )
+
+
+def pause_bot(session: Session, *, until: datetime, now: datetime) -> None:
+    """Stop every process from sending until ``until`` (Telegram's 429), and count the 429."""
+    _lock_budget(session, now)
+    session.execute(
+        sa.update(SendBudget)
+        .where(col(SendBudget.name) == BOT_BUDGET)
+        .values(
+            paused_until=sa.case(
+                (col(SendBudget.paused_until).is_(None), until),
+                (col(SendBudget.paused_until) < until, until),
+                else_=col(SendBudget.paused_until),
+            ),
+            throttled_total=SendBudget.throttled_total + 1,
+            last_throttled_at=now,
+        )
+    )
+
+
+def bot_budget(session: Session) -> SendBudget | None:
+    """Return the bot's budget row (429s counted, a pause running), for health reports."""
+    return session.get(SendBudget, BOT_BUDGET)
+
+
+def follow_migration(session: Session, old_chat_id: int, new_chat_id: int, *, now: datetime) -> int:
+    """Point everything still queued for a group at the supergroup it became; return how many rows."""
+    upsert(
+        session,
+        SendChat.__table__,  # type: ignore[attr-defined]
+        [
+            {
+                "chat_id": old_chat_id,
+                "migrated_to": new_chat_id,
+                "tat": now,
+                "ready_at": now,
+                "updated_at": now,
+            }
+        ],
+        conflict_columns=["chat_id"],
+        update_columns=["migrated_to", "updated_at"],
+    )
+    result = session.execute(
+        sa.update(OutboxMessage)
+        .where(col(OutboxMessage.chat_id) == old_chat_id)
+        .where(col(OutboxMessage.status).in_([status.value for status in UNSENT_STATUSES]))
+        .values(chat_id=new_chat_id, next_attempt_at=now, locked_until=None, lease_owner=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def migrations(session: Session) -> dict[int, int]:
+    """Return every chat known to have become another (group → supergroup), old id → new id."""
+    rows = session.exec(
+        select(SendChat.chat_id, SendChat.migrated_to).where(col(SendChat.migrated_to).is_not(None))
+    ).all()
+    return {int(old): int(new) for old, new in rows if new is not None}
+
+
+def mark_unreachable(session: Session, errors: dict[int, str | None], *, now: datetime) -> None:
+    """Remember that these chats refuse messages (kept waiting, reported by /healthz)."""
+    for chat_id, error in errors.items():
+        upsert(
+            session,
+            SendChat.__table__,  # type: ignore[attr-defined]
+            [
+                {
+                    "chat_id": chat_id,
+                    "unreachable_since": now,
+                    "last_error": (error or "")[:500] or None,
+                    "tat": now,
+                    "ready_at": now,
+                    "updated_at": now,
+                }
+            ],
+            conflict_columns=["chat_id"],
+            update_columns=["last_error", "updated_at"],
+        )
+        session.execute(
+            sa.update(SendChat)
+            .where(col(SendChat.chat_id) == chat_id)
+            .where(col(SendChat.unreachable_since).is_(None))
+            .values(unreachable_since=now)
+        )
+
+
+def chat_state(session: Session, chat_id: int) -> SendChat | None:
+    """Return what the senders know about one chat (its pace, whether it answers, where it moved)."""
+    return session.get(SendChat, chat_id)
+
+
+def queued_for(session: Session, chat_id: int) -> int:
+    """Return how many messages wait for a chat (for health reports)."""
+    return session.exec(
+        select(sa.func.count())
+        .select_from(OutboxMessage)
+        .where(col(OutboxMessage.chat_id) == chat_id)
+        .where(col(OutboxMessage.status).in_([status.value for status in UNSENT_STATUSES]))
+    ).one()
+
+
+def reassign_unsent(session: Session, *, kinds: tuple[str, ...], chat_id: int, now: datetime) -> int:
+    """Send unsent rows of ``kinds`` to ``chat_id`` from now on (STAFF_CHAT_ID was set or changed)."""
+    result = session.execute(
+        sa.update(OutboxMessage)
+        .where(col(OutboxMessage.kind).in_(kinds))
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+        .where(sa.or_(col(OutboxMessage.chat_id).is_(None), col(OutboxMessage.chat_id) != chat_id))
+        .values(chat_id=chat_id, next_attempt_at=now, locked_until=None, lease_owner=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -30,3 +30,28 @@ def _insert_ignoring(dialect: str, table: sa.Table, conflict_columns: tuple[str,
     if dialect == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
     raise NotImplementedError(f"insert-or-ignore is not implemented for {dialect}")  # pragma: no cover
+
+
+def upsert(
+    session: Session,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    *,
+    conflict_columns: list[str],
+    update_columns: list[str],
+) -> None:
+    """Insert rows, or update ``update_columns`` of those whose ``conflict_columns`` already exist."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(table)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table)
+    else:  # pragma: no cover
+        raise NotImplementedError(f"upsert is not implemented for {dialect}")
+    statement = statement.on_conflict_do_update(
+        index_elements=conflict_columns,
+        set_={name: statement.excluded[name] for name in update_columns},
+    )
+    session.execute(statement, rows)

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from bot.application import KundenpulsBot
 from bot.settings import Settings
 from storage.models import Answer, SurveyDelivery
-from tests.fakes.bot_api_server import FakeBotApi, FakeUser
+from tests.fakes.bot_api_server import FakeBotApi, FakeUser, FloodLimits
 
 TOKEN = "123456:TEST-token_for-kundenpuls"
 INGEST_KEY = "test-ingest-key"
@@ -33,7 +33,7 @@ def make_settings(database_url: str, api_url: str, **overrides: Any) -> Settings
         "http_port": 0,
         "survey_delay": "0s",
         "sweep_interval": "1s",
-        "telegram_max_rate": 0,
+        "send_rate": 1000,
         "default_language": "de",
     }
     values.update(overrides)
@@ -130,16 +130,20 @@ class _ErrorLog(logging.Handler):
 
 @asynccontextmanager
 async def running_bot(
-    database_url: str, *, expect_errors: bool = False, **overrides: Any
+    database_url: str,
+    *,
+    expect_errors: bool = False,
+    limits: FloodLimits | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[RunningBot]:
     """Start the fake server and the bot; stop both, check every request against the spec, and fail
-    if the bot logged an error."""
+    if the bot logged an error. ``limits`` makes the fake enforce Telegram's flood limits."""
     errors = _ErrorLog()
     watched = [logging.getLogger(name) for name in ("bot", "handlers", "storage", "telegram")]
     for logger in watched:
         logger.addHandler(errors)
     try:
-        async with FakeBotApi(token=TOKEN) as api:
+        async with FakeBotApi(token=TOKEN, limits=limits) as api:
             settings = make_settings(database_url, api.url, **overrides)
             bot = KundenpulsBot(settings)
             await bot.start()

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import TOKEN
+from tests.fakes.bot_api_server import FakeBotApiThread
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -60,6 +63,74 @@ class TestRun:
         assert "SECRET_token_value" not in result.stdout + result.stderr
 
 
+class TestRunWebhook:
+    def test_webhook_without_secret_exits_2_before_anything_starts(self, tmp_path: Path) -> None:
+        """``run --webhook URL`` without WEBHOOK_SECRET says how to make one; no database is created."""
+        database = tmp_path / "k.db"
+        env = {"TELEGRAM_BOT_TOKEN": "1:a", "DATABASE_URL": f"sqlite:///{database}"}
+        result = run_cli(
+            "run", "--webhook", "https://shop.example/kundenpuls/telegram", cwd=tmp_path, env=env
+        )
+        assert result.returncode == 2
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1
+        assert "WEBHOOK_SECRET is not set" in lines[0] and "secrets.token_urlsafe" in lines[0]
+        assert not database.exists()
+
+    def test_webhook_url_from_the_environment_needs_the_secret_too(self, tmp_path: Path) -> None:
+        """WEBHOOK_URL in the environment turns webhook mode on just like ``--webhook``."""
+        env = {"TELEGRAM_BOT_TOKEN": "1:a", "WEBHOOK_URL": "https://shop.example/hook"}
+        result = run_cli("run", cwd=tmp_path, env=env)
+        assert result.returncode == 2
+        assert "WEBHOOK_SECRET is not set" in result.stderr
+
+    @pytest.mark.parametrize("url", ["http://shop.example/hook", "shop.example/hook", "https:///hook"])
+    def test_a_bad_webhook_url_exits_2_with_one_line(self, url: str, tmp_path: Path) -> None:
+        """``--webhook`` is validated like WEBHOOK_URL: the value and what is allowed, on one line."""
+        env = {"TELEGRAM_BOT_TOKEN": "1:a", "WEBHOOK_SECRET": "s3cret-token"}
+        result = run_cli("run", "--webhook", url, cwd=tmp_path, env=env)
+        assert result.returncode == 2
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1
+        assert f"WEBHOOK_URL (got {url!r})" in lines[0] and "https://" in lines[0]
+
+    def test_the_option_overrides_the_environment(self, tmp_path: Path) -> None:
+        """A bad WEBHOOK_URL in the environment does not matter when ``--webhook`` gives a good one."""
+        env = {"TELEGRAM_BOT_TOKEN": "1:a", "WEBHOOK_URL": "ftp://old.example"}
+        result = run_cli("run", "--webhook", "https://shop.example/hook", cwd=tmp_path, env=env)
+        assert result.returncode == 2
+        assert "WEBHOOK_SECRET is not set" in result.stderr and "ftp://" not in result.stderr
+
+    def test_a_webhook_url_with_the_token_is_refused_without_printing_it(self, tmp_path: Path) -> None:
+        """The token in the webhook path would end up in access logs; the refusal does not repeat it."""
+        token = "987654:SECRET_token_value"
+        env = {"TELEGRAM_BOT_TOKEN": token, "WEBHOOK_SECRET": "s3cret-token"}
+        result = run_cli("run", "--webhook", f"https://shop.example/{token}", cwd=tmp_path, env=env)
+        assert result.returncode == 2
+        assert "contains the bot token" in result.stderr
+        assert "SECRET_token_value" not in result.stdout + result.stderr
+
+    def test_a_webhook_telegram_refuses_exits_2_with_its_reason(self, tmp_path: Path) -> None:
+        """When setWebhook is refused the start stops with Telegram's reason and the URL, on one line."""
+        with FakeBotApiThread(token=TOKEN) as fake:
+            fake.call(
+                fake.server.fail_method, "setWebhook", 400, "Bad Request: bad webhook: Failed to resolve host"
+            )
+            env = {
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_API_URL": fake.url,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
+                "HTTP_PORT": "0",
+                "WEBHOOK_SECRET": "s3cret-token",
+            }
+            result = run_cli("run", "--webhook", "https://nowhere.example/hook", cwd=tmp_path, env=env)
+        assert result.returncode == 2
+        refusal = [line for line in result.stderr.splitlines() if line.startswith("kundenpuls:")]
+        assert len(refusal) == 1
+        assert "https://nowhere.example/hook" in refusal[0] and "failed to resolve host" in refusal[0].lower()
+        assert "Traceback" not in result.stderr
+
+
 class TestDatabase:
     def test_db_upgrade_creates_the_schema(self, database_url: str, tmp_path: Path) -> None:
         """``kundenpuls db upgrade`` migrates an empty database and is safe to repeat."""
@@ -68,7 +139,7 @@ class TestDatabase:
         assert first.returncode == 0, first.stderr
         second = run_cli("db", "upgrade", cwd=tmp_path, env=env)
         assert second.returncode == 0
-        assert "revision 0001" in second.stderr
+        assert "revision 0002" in second.stderr
 
 
 class TestSurveysCheck:

@@ -124,9 +124,9 @@ class TestTelegramTrouble:
             assert question["message_id"] == env.api.messages_to(ANNA.id)[-1]["message_id"]
             assert len([m for m in env.api.messages_to(ANNA.id) if "reply_markup" in m]) == 1
 
-    async def test_a_survey_goes_through_with_the_production_rate_limiter(self, database_url: str) -> None:
-        """With TELEGRAM_MAX_RATE at its default, every call (ours and PTB's own) passes the limiter."""
-        async with running_bot(database_url, telegram_max_rate=30) as env:
+    async def test_a_survey_goes_through_at_the_default_send_rate(self, database_url: str) -> None:
+        """With SEND_RATE at its default (25/s), a whole survey and its staff alert go through."""
+        async with running_bot(database_url, send_rate=25) as env:
             question = await env.customer_with_survey(ANNA)
             env.api.user_presses_button(ANNA, question, button(question, "4"))
             reason = await env.next_step(question)

@@ -14,6 +14,7 @@ from handlers.services import Services
 from storage import outbox
 from storage.db import create_db_engine, unit_of_work
 from storage.models import OutboxMessage, SurveyDelivery, utcnow
+from storage.pacing import bot_pace
 from storage.purchases import record_purchase
 from surveys.loader import load_builtin_survey
 from surveys.purchase_report import PurchaseReport
@@ -76,12 +77,18 @@ class TestTwoReplicas:
             claimed: list[int] = []
             while True:
                 with unit_of_work(replica) as session:
-                    rows = outbox.claim_due(
-                        session, owner=owner, now=utcnow(), lease=timedelta(minutes=5), limit=7
+                    claim = outbox.claim_due(
+                        session,
+                        owner=owner,
+                        now=utcnow(),
+                        lease=timedelta(minutes=5),
+                        horizon=timedelta(seconds=1),
+                        bot=bot_pace(1000),
+                        limit=7,
                     )
-                if not rows:
+                if not claim.calls:
                     return claimed
-                claimed.extend(row.id for row in rows if row.id is not None)
+                claimed.extend(call.row.id for call in claim.calls if call.row.id is not None)
 
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:

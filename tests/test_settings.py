@@ -26,7 +26,9 @@ def _no_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "SWEEP_INTERVAL",
         "TIMEZONE",
         "DEFAULT_LANGUAGE",
-        "TELEGRAM_MAX_RATE",
+        "SEND_RATE",
+        "WEBHOOK_URL",
+        "WEBHOOK_SECRET",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(str(tmp_path))

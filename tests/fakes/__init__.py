@@ -5,19 +5,29 @@ Telegram Bot API over real HTTP that python-telegram-bot can talk to unmodified.
 """
 
 from tests.fakes.bot_api_server import (
+    BucketLimit,
     FakeBotApi,
     FakeBotApiThread,
     FakeUser,
+    FloodLimits,
     RecordedRequest,
+    StormWindow,
+    ThrottledCall,
+    WebhookDelivery,
 )
 from tests.fakes.bot_api_spec import SPEC_AVAILABLE, find_spec_path, validate_request
 
 __all__ = [
     "SPEC_AVAILABLE",
+    "BucketLimit",
     "FakeBotApi",
     "FakeBotApiThread",
     "FakeUser",
+    "FloodLimits",
     "RecordedRequest",
+    "StormWindow",
+    "ThrottledCall",
+    "WebhookDelivery",
     "find_spec_path",
     "validate_request",
 ]

@@ -20,6 +20,15 @@ gives "message is not modified". It is stricter than Telegram on purpose: unknow
 rejected (Telegram ignores them, hiding typos). Every spec violation is answered with 400 *and*
 collected in :attr:`FakeBotApi.violations` so a test can fail even if the bot swallowed the error.
 
+Telegram under load, all off unless a test switches it on: ``limits=FloodLimits.telegram()`` (or
+:meth:`FakeBotApi.set_limits`) answers 429 with ``retry_after`` like Telegram's flood control (1/s per
+private chat with a burst of 4, 20/min per group, 30/s overall; see :class:`FloodLimits`);
+:meth:`~FakeBotApi.fail_share` fails a seeded random share of message calls with 500;
+:meth:`~FakeBotApi.throttle_everything` answers every message call with 429 for a while;
+:meth:`~FakeBotApi.migrate_chat` turns a group into a supergroup (400 with ``migrate_to_chat_id``). With a
+webhook set and :meth:`~FakeBotApi.deliver_webhooks_to` naming local targets, updates are POSTed to them
+round-robin and retried until a 2xx, as Telegram delivers webhooks to a load balancer.
+
 Everything runs on one event loop and is not thread-safe; :class:`FakeBotApiThread` runs the server on
 its own loop for bots in subprocesses or benchmarks, and :meth:`FakeBotApiThread.call` runs helpers
 there.
@@ -34,16 +43,20 @@ import copy
 import itertools
 import json
 import logging
+import math
+import random
 import socket
 import threading
 import time
+import urllib.parse
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ParamSpec, Self, TypeVar
+from typing import Any, Literal, ParamSpec, Self, TypeVar
 
+import aiohttp
 from aiohttp import web
 
 from tests.fakes.bot_api_spec import (
@@ -99,7 +112,17 @@ _NO_SPEC_RETURNS: dict[str, tuple[str, ...]] = {
     "copymessage": ("MessageId",),
 }  # fmt: skip
 # Methods that fail_chat() affects: everything that puts something into (or changes it in) the chat.
+# They are also the "message calls" that flood limits, fail_share() and throttle_everything() apply to.
 _CHAT_WRITE_PREFIXES = ("send", "edit", "copy", "forward")
+_MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
+_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# How long one webhook POST may take before it counts as failed (Telegram's own timeout is not published).
+_WEBHOOK_TIMEOUT = 10.0
+# A bucket holding 0.9999999999 tokens after float arithmetic still has a whole one.
+_TOKEN_EPSILON = 1e-9
+
+BucketName = Literal["chat", "group", "overall"]
+"""Which flood bucket refused a call: a private chat's, a group's, or the bot's overall one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +163,114 @@ class RecordedRequest:
     method: str
     params: dict[str, object]
     time: float
-    """``time.monotonic()`` at arrival, so benchmarks can measure rates."""
+    """The server's clock (``time.monotonic()`` by default) at arrival, so benchmarks can measure rates."""
     seq: int
     status: int | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketLimit:
+    """A token bucket: ``burst`` calls at once, refilled continuously at ``rate`` calls per second."""
+
+    rate: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError(f"a bucket needs rate > 0 and burst >= 1, got {self!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FloodLimits:
+    """Telegram's flood control as three token buckets; the default rates are the ones Telegram documents.
+
+    A message call (``send*``, ``edit*``, ``copy*``, ``forward*``) needs a token from ``overall`` and
+    from its chat's bucket: ``private_chat`` for a positive ``chat_id``, ``group`` for a negative one or
+    an ``@username``. Telegram only says "about" 1/s per chat, 20/min per group and 30/s overall and
+    publishes no bursts; the bursts here are our assumption (a few quick replies to one chat pass).
+    """
+
+    private_chat: BucketLimit = BucketLimit(rate=1.0, burst=4)
+    group: BucketLimit = BucketLimit(rate=20 / 60, burst=20)
+    overall: BucketLimit = BucketLimit(rate=30.0, burst=30)
+
+    @classmethod
+    def telegram(cls) -> FloodLimits:
+        """The default limits, named for readability: ``FakeBotApi(limits=FloodLimits.telegram())``."""
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottledCall:
+    """A call the flood limiter answered with 429, and which bucket refused it."""
+
+    seq: int
+    """:attr:`RecordedRequest.seq` of the refused request."""
+    method: str
+    chat_id: ChatId | None
+    bucket: BucketName
+    retry_after: int
+    time: float
+
+
+@dataclass(slots=True)
+class StormWindow:
+    """One :meth:`FakeBotApi.throttle_everything` period, on the server's clock (like request times)."""
+
+    start: float
+    end: float
+    retry_after: int
+    refused: int = 0
+    """How many message calls it answered with 429."""
+
+    def covers(self, moment: float) -> bool:
+        """Whether ``moment`` (e.g. a :attr:`RecordedRequest.time`) falls inside the storm."""
+        return self.start <= moment < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One attempt to POST an update to a webhook target; ``status`` is ``None`` if no answer came."""
+
+    target: str
+    url: str
+    update_id: int
+    status: int | None
+    error: str | None
+    time: float
+    """The server's clock when the attempt started."""
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the target confirmed the update (any 2xx), as Telegram counts it."""
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """A token bucket's state; it is refilled lazily, whenever a call asks it."""
+
+    limit: BucketLimit
+    tokens: float
+    updated: float
+
+    def wait(self, now: float) -> float:
+        """Refill up to ``now`` and return the seconds until a whole token is there (0: it is)."""
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(float(self.limit.burst), self.tokens + elapsed * self.limit.rate)
+        self.updated = max(self.updated, now)
+        missing = 1.0 - self.tokens
+        return 0.0 if missing <= _TOKEN_EPSILON else missing / self.limit.rate
+
+
+@dataclass(slots=True)
+class _ShareFailure:
+    share: float
+    error_code: int
+    description: str
+    methods: frozenset[str] | None
+    rng: random.Random = field(repr=False)
 
 
 @dataclass(slots=True)
@@ -157,18 +284,51 @@ class _Failure:
 class _ApiError(Exception):
     """Raised by method handlers; becomes Telegram's ``{"ok": false, ...}`` answer."""
 
-    def __init__(self, error_code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        error_code: int,
+        description: str,
+        retry_after: int | None = None,
+        *,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.error_code = error_code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
 
-def _error_body(error_code: int, description: str, retry_after: int | None = None) -> JsonDict:
+def _error_body(
+    error_code: int,
+    description: str,
+    retry_after: int | None = None,
+    *,
+    migrate_to_chat_id: int | None = None,
+) -> JsonDict:
     body: JsonDict = {"ok": False, "error_code": error_code, "description": description}
+    parameters: JsonDict = {}
+    if migrate_to_chat_id is not None:
+        parameters["migrate_to_chat_id"] = migrate_to_chat_id
     if retry_after is not None:
-        body["parameters"] = {"retry_after": retry_after}
+        parameters["retry_after"] = retry_after
+    if parameters:
+        body["parameters"] = parameters
     return body
+
+
+def _retry_after(seconds: float) -> int:
+    """Telegram's ``retry_after``: whole seconds, rounded up, never 0 (0 would invite a busy loop)."""
+    return max(1, math.ceil(seconds - _TOKEN_EPSILON))
+
+
+def _webhook_post_url(target: str, webhook_url: str) -> str:
+    """Where to POST: the target's origin plus the registered URL's path and query."""
+    parts = urllib.parse.urlsplit(webhook_url)
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return target.rstrip("/") + path
 
 
 def _json_response(status: int, body: JsonDict) -> web.Response:
@@ -217,12 +377,18 @@ class FakeBotApi:
         spec_path: Path | None = None,
         strict_private_chats: bool = False,
         first_update_id: int = 1,
+        limits: FloodLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        webhook_retry_delay: float = 0.2,
     ) -> None:
         """Configure the server; nothing binds until :meth:`start`.
 
         ``validate=False`` (or a missing spec file) skips spec validation, e.g. to measure the fake's
         own overhead. ``strict_private_chats=True`` answers 403 "bot can't initiate conversation with a
-        user" for private chats whose user never wrote to the bot, as Telegram does.
+        user" for private chats whose user never wrote to the bot, as Telegram does. ``limits`` turns on
+        flood control (``FloodLimits.telegram()``). ``clock`` is what request times, flood buckets and
+        storms are measured with; a test can pass a hand-driven clock to make bucket arithmetic exact.
+        ``webhook_retry_delay`` is the pause after a failed webhook delivery before the next attempt.
         """
         self.token = token
         self.host = host
@@ -272,6 +438,33 @@ class FakeBotApi:
         self._chat_failures: dict[ChatId, _Failure] = {}
         self._method_failures: dict[str, _Failure] = {}
         self._unavailable = False
+        self._held_chats: dict[ChatId, asyncio.Event] = {}
+        self._share_failure: _ShareFailure | None = None
+        self.random_failures: list[int] = []
+        """``seq`` of every request that :meth:`fail_share` failed."""
+        self._migrations: dict[ChatId, int] = {}
+
+        # Load: flood limits and 429 storms.
+        self._clock = clock
+        self._limits: FloodLimits | None = None
+        self._buckets: dict[tuple[BucketName, ChatId | None], _Bucket] = {}
+        self.throttled: list[ThrottledCall] = []
+        """Every 429 the flood limiter answered (not those of fail_chat() or storms)."""
+        self.storms: list[StormWindow] = []
+        self.set_limits(limits)
+
+        # Webhook delivery (see deliver_webhooks_to()).
+        self.webhook_retry_delay = webhook_retry_delay
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._webhook_targets: tuple[str, ...] = ()
+        self._webhook_turn = itertools.count()
+        self._webhook_in_flight: list[JsonDict] = []
+        self._webhook_attempts: set[asyncio.Task[None]] = set()
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_wakeup = asyncio.Event()
+        self._webhook_retry_at = 0.0
+        self._webhook_last_error: tuple[int, str] | None = None
+        self._webhook_session: aiohttp.ClientSession | None = None
 
         # Waiting.
         self._activity = asyncio.Condition()
@@ -355,11 +548,14 @@ class FakeBotApi:
             self._runner = None
             raise
         self._closing = False
+        # Idle until a webhook is set and deliver_webhooks_to() named targets; stop() cancels it.
+        self._webhook_task = asyncio.create_task(self._run_webhook_delivery(), name="fake webhook delivery")
 
     async def stop(self) -> None:
-        """Release long polls and close the listening socket; safe to call twice."""
+        """Release long polls, stop webhook delivery and close the listening socket; safe to call twice."""
         self._closing = True
         self._wake_pollers()
+        await self._stop_webhook_delivery()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -410,7 +606,7 @@ class FakeBotApi:
             name = method_spec.name
         else:
             name = self._canonical_names.get(key, request.match_info["method"])
-        record = RecordedRequest(name, {}, time.monotonic(), next(self._seq))
+        record = RecordedRequest(name, {}, self._clock(), next(self._seq))
         self.requests.append(record)
         self._by_method.setdefault(name.lower(), []).append(record)
         try:
@@ -461,14 +657,22 @@ class FakeBotApi:
                 details = "; ".join(p.split(": ", 1)[1] for p in problems)
                 return 400, _error_body(400, f"Bad Request: {details}")
         try:
+            await self._wait_while_held(key, record.params)
             self._inject_failure(key, record.params)
+            self._apply_load(key, record)
             handler = self._handlers.get(key)
             if handler is not None:
                 result = await handler(record.params)
             else:
                 result = self._default_result(key, record.params)
         except _ApiError as error:
-            return error.error_code, _error_body(error.error_code, error.description, error.retry_after)
+            body = _error_body(
+                error.error_code,
+                error.description,
+                error.retry_after,
+                migrate_to_chat_id=error.migrate_to_chat_id,
+            )
+            return error.error_code, body
         return 200, {"ok": True, "result": result}
 
     def _default_result(self, key: str, params: dict[str, object]) -> object:
@@ -497,6 +701,28 @@ class FakeBotApi:
             self._activity.notify_all()
 
     # --------------------------------------------------------------------------------- failure injection
+
+    def hold_chat(self, chat_id: ChatId) -> None:
+        """Keep message calls to ``chat_id`` waiting (no answer yet) until :meth:`release_chat`.
+
+        A slow Telegram, or a slow chat: the call is on its way and its outcome unknown, which is when a
+        bot's state may change under it (a /stop while the question is being sent). Failures set up with
+        :meth:`fail_chat` apply when the call is released.
+        """
+        self._held_chats.setdefault(chat_id, asyncio.Event())
+
+    def release_chat(self, chat_id: ChatId) -> None:
+        """Let held calls to ``chat_id`` go on (they are answered now), and stop holding new ones."""
+        event = self._held_chats.pop(chat_id, None)
+        if event is not None:
+            event.set()
+
+    async def _wait_while_held(self, key: str, params: Mapping[str, object]) -> None:
+        chat_id = params.get("chat_id")
+        if key.startswith(_CHAT_WRITE_PREFIXES) and isinstance(chat_id, int | str):
+            event = self._held_chats.get(chat_id)
+            if event is not None:
+                await event.wait()
 
     def fail_chat(
         self,
@@ -552,6 +778,119 @@ class FakeBotApi:
             if failure.remaining <= 0:
                 del table[table_key]
         raise _ApiError(failure.error_code, failure.description, failure.retry_after)
+
+    def fail_share(
+        self,
+        share: float,
+        error_code: int = 500,
+        description: str = "Internal Server Error",
+        *,
+        methods: Iterable[str] | None = None,
+        seed: int | None = 0,
+    ) -> None:
+        """Fail a random ``share`` (0 to 1) of message calls, or of ``methods``; ``fail_share(0)`` stops.
+
+        Telegram's servers occasionally answer 500 and a bot must retry without sending twice: a failed
+        call stores nothing, so a retry that succeeds delivers the message once. The draw is from
+        ``random.Random(seed)``, so a test sees the same calls fail on every run. Calls failed this way
+        are listed in :attr:`random_failures`; they were accepted (and charged) by the flood limiter.
+        """
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"share must be between 0 and 1, got {share!r}")
+        if share == 0.0:
+            self._share_failure = None
+            return
+        names = frozenset(m.lower() for m in methods) if methods is not None else None
+        self._share_failure = _ShareFailure(share, error_code, description, names, random.Random(seed))
+
+    def throttle_everything(self, seconds: float, retry_after: int) -> StormWindow | None:
+        """Answer every message call with 429 and ``retry_after`` for the next ``seconds``.
+
+        Telegram does this to a bot that flooded it, whatever the chat. The window is appended to
+        :attr:`storms` (on the clock of :attr:`RecordedRequest.time`) so a test can check which calls
+        were made inside it. A new storm ends a running one; ``seconds=0`` just ends it. Refused calls
+        consume no flood tokens and are not in :attr:`throttled`.
+        """
+        now = self._clock()
+        for storm in self.storms:
+            if storm.covers(now):
+                storm.end = now
+        if seconds <= 0:
+            return None
+        storm = StormWindow(now, now + seconds, retry_after)
+        self.storms.append(storm)
+        return storm
+
+    def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        """Turn group ``old_chat_id`` into supergroup ``new_chat_id``, as when a group is upgraded.
+
+        From now on every call with ``chat_id=old_chat_id`` answers Telegram's 400 with
+        ``parameters.migrate_to_chat_id`` (PTB raises ``ChatMigrated``); the new id is an ordinary
+        supergroup whose messages :meth:`messages_to` shows under the new id.
+        """
+        self._migrations[old_chat_id] = new_chat_id
+
+    def set_limits(self, limits: FloodLimits | None) -> None:
+        """Turn flood control on (``FloodLimits.telegram()``), change its limits, or off (``None``).
+
+        Buckets start full, as for a bot that has been quiet for a while.
+        """
+        self._limits = limits
+        self._buckets.clear()
+
+    def _apply_load(self, key: str, record: RecordedRequest) -> None:
+        """Migration, storm, flood limits and random failures, in that order; the first to refuse wins.
+
+        A refusal consumes no flood tokens, like on Telegram where only accepted calls count.
+        """
+        chat_id = record.params.get("chat_id")
+        if isinstance(chat_id, int | str) and (new_chat_id := self._migrations.get(chat_id)) is not None:
+            raise _ApiError(400, _MIGRATED, migrate_to_chat_id=new_chat_id)
+        is_message_call = key.startswith(_CHAT_WRITE_PREFIXES)
+        if is_message_call:
+            now = self._clock()
+            for storm in self.storms:
+                if storm.covers(now):
+                    storm.refused += 1
+                    raise _ApiError(
+                        429, f"Too Many Requests: retry after {storm.retry_after}", storm.retry_after
+                    )
+            self._charge_flood_limits(record, chat_id, now)
+        failure = self._share_failure
+        if failure is None:
+            return
+        applies = key in failure.methods if failure.methods is not None else is_message_call
+        if applies and failure.rng.random() < failure.share:
+            self.random_failures.append(record.seq)
+            raise _ApiError(failure.error_code, failure.description)
+
+    def _charge_flood_limits(self, record: RecordedRequest, chat_id: object, now: float) -> None:
+        """Take a token from the overall and the chat's bucket, or answer 429 and take none."""
+        limits = self._limits
+        if limits is None:
+            return
+        keys: list[tuple[BucketName, ChatId | None]] = [("overall", None)]
+        chat: ChatId | None = None
+        if isinstance(chat_id, int | str):
+            chat = chat_id
+            keys.append(("chat" if isinstance(chat_id, int) and chat_id > 0 else "group", chat_id))
+        buckets: list[tuple[BucketName, _Bucket]] = []
+        for name, bucket_key in keys:
+            bucket = self._buckets.get((name, bucket_key))
+            if bucket is None:
+                limit = {"overall": limits.overall, "chat": limits.private_chat, "group": limits.group}[name]
+                bucket = self._buckets[(name, bucket_key)] = _Bucket(limit, float(limit.burst), now)
+            buckets.append((name, bucket))
+        # Ask every bucket (each refills), then refuse for the one that needs longest to have a token.
+        wait, refused_by = max((bucket.wait(now), name) for name, bucket in buckets)
+        if wait > 0:
+            retry_after = _retry_after(wait)
+            self.throttled.append(
+                ThrottledCall(record.seq, record.method, chat, refused_by, retry_after, record.time)
+            )
+            raise _ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        for _, bucket in buckets:
+            bucket.tokens -= 1.0
 
     # ---------------------------------------------------------------------------------- chats, messages
 
@@ -732,14 +1071,22 @@ class FakeBotApi:
         if not isinstance(url, str) or not url.startswith("https://"):
             raise _ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
         self.webhook = dict(params)
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            # Like getUpdates' parameter: it decides which update kinds are queued from now on.
+            self._allowed_updates = frozenset(str(a) for a in allowed) or None
         if params.get("drop_pending_updates"):
             self._drop_pending()
+        self._webhook_retry_at = 0.0
+        self._webhook_last_error = None
+        self._webhook_wakeup.set()
         return True
 
     async def _delete_webhook(self, params: dict[str, object]) -> object:
         self.webhook = None
         if params.get("drop_pending_updates"):
             self._drop_pending()
+        self._webhook_wakeup.set()
         return True
 
     async def _get_webhook_info(self, params: dict[str, object]) -> object:
@@ -749,9 +1096,11 @@ class FakeBotApi:
             "pending_update_count": len(self._pending),
         }
         if self.webhook:
-            info["max_connections"] = self.webhook.get("max_connections", 40)
+            info["max_connections"] = self._max_connections(self.webhook)
             if "allowed_updates" in self.webhook:
                 info["allowed_updates"] = self.webhook["allowed_updates"]
+            if self._webhook_last_error is not None:
+                info["last_error_date"], info["last_error_message"] = self._webhook_last_error
         return info
 
     async def _get_updates(self, params: dict[str, object]) -> object:
@@ -787,9 +1136,11 @@ class FakeBotApi:
     # ----------------------------------------------------------------------------------------- updates
 
     def _wake_pollers(self) -> None:
-        """Wake every waiting long poll; a fresh Event makes this callable from synchronous helpers."""
+        """Wake every waiting long poll, and webhook delivery if it is on; callable from sync helpers."""
         event, self._updates_event = self._updates_event, asyncio.Event()
         event.set()
+        if self.webhook is not None and self._webhook_targets:
+            self._webhook_wakeup.set()
 
     def _confirm(self, offset: int) -> None:
         """Forget updates below ``offset`` (Telegram's acknowledgement); a negative offset keeps the tail."""
@@ -913,8 +1264,136 @@ class FakeBotApi:
 
     @property
     def pending_updates(self) -> list[JsonDict]:
-        """Updates queued and not yet confirmed by a ``getUpdates`` offset."""
+        """Updates queued and not yet confirmed (by a ``getUpdates`` offset or a webhook's 2xx)."""
         return [*self._redeliveries, *self._pending]
+
+    # ---------------------------------------------------------------------------------- webhook delivery
+
+    def deliver_webhooks_to(self, targets: Iterable[str]) -> None:
+        """POST updates to these local origins (e.g. ``http://127.0.0.1:8443``) while a webhook is set.
+
+        The registered webhook URL is a public https:// address that does not exist in tests, so the
+        test names where it really leads: its path and query are appended to each target. Several
+        targets are used round-robin, like a load balancer in front of replicas. An empty list stops.
+
+        Like Telegram: the body is the update as JSON, the ``secret_token`` given to ``setWebhook``
+        comes back in ``X-Telegram-Bot-Api-Secret-Token``, an update counts as delivered (confirmed,
+        no longer pending) only on a 2xx answer, and anything else is retried after
+        ``webhook_retry_delay`` on the next target, until a 2xx. Updates are sent in order with at most
+        ``max_connections`` (``setWebhook``, default 40) in flight; while a retry waits, nothing newer
+        is sent. Each attempt is recorded in :attr:`webhook_deliveries`.
+        """
+        checked = tuple(t.rstrip("/") for t in targets)
+        for target in checked:
+            if not target.startswith(("http://", "https://")):
+                raise ValueError(f"webhook target must be an http(s):// origin, got {target!r}")
+        self._webhook_targets = checked
+        self._webhook_wakeup.set()
+
+    @staticmethod
+    def _max_connections(webhook: Mapping[str, object]) -> int:
+        value = webhook.get("max_connections")
+        return min(max(value, 1), 100) if isinstance(value, int) else 40
+
+    async def _run_webhook_delivery(self) -> None:
+        """Start deliveries whenever something changed; runs from :meth:`start` to :meth:`stop`."""
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            self._webhook_wakeup.clear()
+            delay = self._dispatch_webhooks(loop.time())
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that arrives as the event is set,
+            # which is exactly what stop() does, and the task would then wait forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._webhook_wakeup.wait()
+
+    def _dispatch_webhooks(self, now: float) -> float | None:
+        """Start attempts while connections are free; returns the seconds until a retry is due, if any."""
+        webhook, targets = self.webhook, self._webhook_targets
+        if webhook is None or not targets or self._closing:
+            return None
+        if now < self._webhook_retry_at:
+            return self._webhook_retry_at - now
+        url, secret = str(webhook["url"]), webhook.get("secret_token")
+        limit = self._max_connections(webhook)
+        while len(self._webhook_in_flight) < limit and (update := self._next_undelivered()) is not None:
+            target = targets[next(self._webhook_turn) % len(targets)]
+            self._webhook_in_flight.append(update)
+            attempt = asyncio.create_task(
+                self._deliver_update(update, target, _webhook_post_url(target, url), secret),
+                name=f"fake webhook delivery of update {update.get('update_id')}",
+            )
+            self._webhook_attempts.add(attempt)
+            attempt.add_done_callback(self._webhook_attempts.discard)
+        return None
+
+    def _next_undelivered(self) -> JsonDict | None:
+        """The oldest pending update not in flight (redeliveries first, as getUpdates hands them out)."""
+        for update in itertools.chain(self._redeliveries, self._pending):
+            if not any(update is busy for busy in self._webhook_in_flight):
+                return update
+        return None
+
+    async def _deliver_update(self, update: JsonDict, target: str, url: str, secret: object) -> None:
+        """POST one update, then confirm it on a 2xx or schedule the retry."""
+        started = self._clock()
+        try:
+            status, error = await self._post_update(update, url, secret)
+        except Exception as exc:  # a bug in the fake must fail the test, not stop delivery silently
+            _LOGGER.exception("fake webhook delivery failed")
+            self.internal_errors.append(f"webhook delivery: {exc!r}")
+            status, error = None, repr(exc)
+        finally:
+            self._webhook_in_flight = [u for u in self._webhook_in_flight if u is not update]
+        attempt = WebhookDelivery(target, url, update["update_id"], status, error, started)
+        self.webhook_deliveries.append(attempt)
+        if attempt.delivered:
+            self._forget_delivered(update)
+        else:
+            self._webhook_retry_at = asyncio.get_running_loop().time() + self.webhook_retry_delay
+            message = f"Wrong response from the webhook: {status}" if status is not None else str(error)
+            self._webhook_last_error = (int(time.time()), message)
+        self._webhook_wakeup.set()
+        await self._notify()
+
+    async def _post_update(self, update: JsonDict, url: str, secret: object) -> tuple[int | None, str | None]:
+        """The target's HTTP status, or ``None`` and why no answer came."""
+        if self._webhook_session is None:
+            timeout = aiohttp.ClientTimeout(total=_WEBHOOK_TIMEOUT)
+            self._webhook_session = aiohttp.ClientSession(timeout=timeout)
+        headers = {"Content-Type": "application/json"}
+        if isinstance(secret, str) and secret:
+            headers[_SECRET_HEADER] = secret
+        body = json.dumps(update, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:
+            async with self._webhook_session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                return response.status, None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    def _forget_delivered(self, update: JsonDict) -> None:
+        """Remove a confirmed update from the queues (it may be gone already: drop_pending_updates)."""
+        for queue in (self._redeliveries, self._pending):
+            for index, queued in enumerate(queue):
+                if queued is update:
+                    del queue[index]
+                    self.update_ids_confirmed.append(update["update_id"])
+                    return
+
+    async def _stop_webhook_delivery(self) -> None:
+        tasks = [*self._webhook_attempts]
+        if self._webhook_task is not None:
+            tasks.append(self._webhook_task)
+            self._webhook_task = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._webhook_attempts.clear()
+        self._webhook_in_flight.clear()
+        if self._webhook_session is not None:
+            session, self._webhook_session = self._webhook_session, None
+            await session.close()
 
     # ------------------------------------------------------------------------------------- state helpers
 

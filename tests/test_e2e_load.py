@@ -1,0 +1,139 @@
+"""Telegram's real limits, under a real shop's load: with the shipped defaults nothing waits on anything else.
+
+The fake Bot API server enforces Telegram's flood limits here (1/s per private chat with a burst of 4,
+20/min per group, 30/s overall) and answers 429 like Telegram. The bot runs with its shipped SEND_RATE.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlmodel import Session, func, select
+
+from bot.settings import Settings
+from storage.models import Answer, OutboxMessage, SurveyDelivery
+from tests.e2e import STAFF_CHAT, RunningBot, running_bot
+from tests.fakes.bot_api_server import FakeUser, FloodLimits, RecordedRequest
+
+SHIPPED_SEND_RATE = Settings.model_fields["send_rate"].default
+CUSTOMERS = 300
+CRITICS = 200
+WAIT = 240.0  # a generous deadline that fails with a summary; the run itself takes well under it
+
+
+def _customers() -> list[tuple[FakeUser, int]]:
+    """300 customers: the first 200 critics (0-6), then passives (7-8) and promoters (9-10)."""
+    plan = []
+    for n in range(CUSTOMERS):
+        user = FakeUser(id=700_000 + n, first_name=f"Kunde {n}", language_code="de" if n % 2 else "en")
+        if n < CRITICS:
+            score = n % 7
+        elif n % 2:
+            score = 7 + n % 2
+        else:
+            score = 9 + n % 2
+        plan.append((user, score))
+    return plan
+
+
+def _survey_message(env: RunningBot, chat_id: int) -> dict[str, Any] | None:
+    """The customer's survey message as it is now (steps are edited into it)."""
+    for message in env.api.messages_to(chat_id):
+        if message.get("reply_markup") or "✅" in message.get("text", ""):
+            return message
+    return None
+
+
+def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [key for row in message.get("reply_markup", {}).get("inline_keyboard", []) for key in row]
+
+
+def _most_in_a_minute(requests: list[RecordedRequest]) -> int:
+    times = sorted(r.time for r in requests)
+    return max((sum(1 for t in times if start <= t < start + 60) for start in times), default=0)
+
+
+@pytest.mark.e2e
+class TestCriticBurst:
+    async def test_300_customers_answer_at_once_and_staff_alerts_never_hold_up_a_survey(
+        self, database_url: str
+    ) -> None:
+        """200 critics and 100 others answer together: every survey completes at the bot's pace, the staff
+        group gets its alerts at 20 a minute meanwhile, and there is not one 429 and nothing doubled."""
+        plan = _customers()
+        async with running_bot(
+            database_url, limits=FloodLimits.telegram(), send_rate=SHIPPED_SEND_RATE
+        ) as env:
+            for n, (user, _score) in enumerate(plan):
+                response = await env.report_purchase(
+                    order_id=f"L-{n}", customer_id=f"c-{n}", telegram_user_id=user.id, name=user.first_name
+                )
+                assert response.status_code == 201, response.text
+            await env.bot.sweep()
+            await env.api.wait_until(
+                lambda: all(_survey_message(env, u.id) is not None for u, _ in plan), timeout=WAIT
+            )
+            questions = {u.id: _survey_message(env, u.id) for u, _ in plan}
+
+            # Everyone presses a score at once.
+            for user, score in plan:
+                message = questions[user.id]
+                assert message is not None
+                choice = next(k for k in _buttons(message) if k["text"] == str(score))
+                env.api.user_presses_button(user, message, choice["callback_data"])
+            pressed_under = {u.id: str(questions[u.id]["text"]) for u, _ in plan}  # type: ignore[index]
+
+            # Then each answers whatever comes next (the first offered option, or Skip) until thanked.
+            def advance() -> bool:
+                done = True
+                for user, _score in plan:
+                    message = _survey_message(env, user.id)
+                    assert message is not None
+                    keys = _buttons(message)
+                    if not keys:
+                        continue  # thanked: the survey message no longer asks anything
+                    done = False
+                    if message["text"] != pressed_under[user.id]:
+                        env.api.user_presses_button(user, message, keys[0]["callback_data"])
+                        pressed_under[user.id] = message["text"]
+                return done
+
+            await env.api.wait_until(advance, timeout=WAIT)
+            steps_done_at = max(r.time for r in env.api.requests if r.params.get("chat_id") != STAFF_CHAT)
+            staff_by_then = [
+                r
+                for r in env.api.requests_for("sendMessage")
+                if r.params.get("chat_id") == STAFF_CHAT and r.status == 200 and r.time <= steps_done_at
+            ]
+
+            with Session(env.engine) as session:
+                statuses = Counter(session.exec(select(SurveyDelivery.status)).all())
+                answers = session.exec(select(func.count()).select_from(Answer)).one()
+                staff_rows = session.exec(
+                    select(OutboxMessage.status).where(OutboxMessage.chat_id == STAFF_CHAT)
+                ).all()
+
+        assert statuses == {"completed": CUSTOMERS}
+        # NPS for all; reason and comment for critics; one follow-up for the others.
+        assert answers == CUSTOMERS + 2 * CRITICS + (CUSTOMERS - CRITICS)
+        assert env.api.throttled == []
+        assert [r for r in env.api.requests if r.status == 429] == []
+        # Alerts went out at the group's pace and never first: most were still queued when the last
+        # customer was thanked, and none was lost or failed.
+        assert _most_in_a_minute(staff_by_then) <= 20
+        assert len(staff_by_then) < CRITICS / 2
+        assert set(staff_rows) <= {"pending", "sent"}
+        assert len(staff_rows) >= CRITICS
+        delivered = [m["text"] for m in env.api.messages_to(STAFF_CHAT)]
+        assert len(delivered) == len(set(delivered))
+        # Each customer's survey message was edited in place once per step, never twice for the same step.
+        edits = Counter(
+            (r.params.get("chat_id"), r.params.get("text"))
+            for r in env.api.requests_for("editMessageText")
+            if r.status == 200
+        )
+        assert max(edits.values()) == 1
+        assert not list(itertools.islice(env.api.violations, 1))
