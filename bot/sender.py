@@ -331,52 +331,25 @@ class OutboxSender:
 
     def _refused(self, row: OutboxMessage, error: Forbidden) -> SendOutcome:
         text = str(error).lower()
-        row_id, chat_id = _row_id(row), int(row.chat_id or 0)
         if row.kind in STAFF_KINDS:
             return self._unreachable_staff_chat(row, error)
         if "initiate" in text:
-            return SendOutcome(
-                row_id=row_id,
-                chat_id=chat_id,
-                status=OutboxStatus.AWAITING_CONTACT,
-                error=str(error),
-                hold_chat=True,
-            )
+            return _settled(row, OutboxStatus.AWAITING_CONTACT, error, hold_chat=True)
         if row.kind not in SURVEY_KINDS and "blocked" in text:
             # A reply to someone who has since blocked us is no longer worth sending later.
-            return SendOutcome(
-                row_id=row_id,
-                chat_id=chat_id,
-                status=OutboxStatus.CANCELLED,
-                error=str(error),
-                user_blocked=True,
-            )
-        return SendOutcome(
-            row_id=row_id,
-            chat_id=chat_id,
-            status=OutboxStatus.BLOCKED,
-            error=str(error),
-            hold_chat=True,
-            user_blocked=True,
-        )
+            return _settled(row, OutboxStatus.CANCELLED, error, user_blocked=True)
+        return _settled(row, OutboxStatus.BLOCKED, error, hold_chat=True, user_blocked=True)
 
     def _bad_request(self, row: OutboxMessage, error: BadRequest) -> SendOutcome:
         text = str(error).lower()
-        row_id, chat_id = _row_id(row), int(row.chat_id or 0)
         if "chat not found" in text and row.kind in STAFF_KINDS:
             return self._unreachable_staff_chat(row, error)
         if "chat not found" in text:
-            return SendOutcome(
-                row_id=row_id,
-                chat_id=chat_id,
-                status=OutboxStatus.AWAITING_CONTACT,
-                error=str(error),
-                hold_chat=True,
-            )
+            return _settled(row, OutboxStatus.AWAITING_CONTACT, error, hold_chat=True)
         if "message is not modified" in text:
-            return SendOutcome(row_id=row_id, chat_id=chat_id, status=OutboxStatus.SENT)
-        log.error("Telegram rejected outbox row %s (%s %s): %s", row_id, row.kind, row.method, error)
-        return SendOutcome(row_id=row_id, chat_id=chat_id, status=OutboxStatus.FAILED, error=str(error))
+            return _settled(row, OutboxStatus.SENT, None)
+        log.error("Telegram rejected outbox row %s (%s %s): %s", row.id, row.kind, row.method, error)
+        return _settled(row, OutboxStatus.FAILED, error)
 
     def _unreachable_staff_chat(self, row: OutboxMessage, error: TelegramError) -> SendOutcome:
         chat_id = int(row.chat_id or 0)
@@ -515,6 +488,25 @@ class OutboxSender:
         self._db_calls.add(future)
         future.add_done_callback(self._db_calls.discard)
         return await asyncio.shield(future)
+
+
+def _settled(
+    row: OutboxMessage,
+    status: OutboxStatus,
+    error: TelegramError | None,
+    *,
+    hold_chat: bool = False,
+    user_blocked: bool = False,
+) -> SendOutcome:
+    """An outcome Telegram decided for good (or until the person acts): sent, held, cancelled, failed."""
+    return SendOutcome(
+        row_id=_row_id(row),
+        chat_id=int(row.chat_id or 0),
+        status=status,
+        error=str(error) if error is not None else None,
+        hold_chat=hold_chat,
+        user_blocked=user_blocked,
+    )
 
 
 def _released(row: OutboxMessage, *, next_attempt_at: datetime | None = None) -> SendOutcome:

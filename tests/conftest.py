@@ -59,6 +59,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'kundenpuls-test.db'}"
         return
+    yield from fresh_postgres_schema()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """Yield the URL of a fresh PostgreSQL schema, for tests only PostgreSQL can run (several processes)."""
+    yield from fresh_postgres_schema()
+
+
+def fresh_postgres_schema() -> Iterator[str]:
+    """Create an empty schema, yield its URL, drop it afterwards (skips without a server)."""
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:16]}"
     admin = sa.create_engine(postgres_base_url(), isolation_level="AUTOCOMMIT")

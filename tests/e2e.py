@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,6 +41,33 @@ def make_settings(database_url: str, api_url: str, **overrides: Any) -> Settings
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def process_env(api_url: str, database_url: str, http_port: int) -> dict[str, str]:
+    """The environment of a ``kundenpuls run`` test process: like make_settings, as variables."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(REPO),
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_URL": api_url,
+        "DATABASE_URL": database_url,
+        "STAFF_CHAT_ID": str(STAFF_CHAT),
+        "INGEST_API_KEY": INGEST_KEY,
+        "HTTP_PORT": str(http_port),
+        "SURVEY_DELAY": "0s",
+        "SWEEP_INTERVAL": "1s",
+        "SEND_RATE": "1000",
+    }
 
 
 @dataclass

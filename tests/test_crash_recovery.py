@@ -7,9 +7,7 @@ SIGKILL, then started again on the same database.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,37 +21,19 @@ from bot.application import FAILPOINT_VARIABLE, HOLD_UPDATES
 from bot.sender import LEASE
 from storage.db import create_db_engine
 from storage.models import Answer
-from tests.e2e import INGEST_KEY, STAFF_CHAT, TOKEN, button, next_step
+from tests.e2e import INGEST_KEY, TOKEN, button, free_port, next_step, process_env
 from tests.fakes.bot_api_server import FakeBotApi, FakeUser
 
 ANNA = FakeUser(id=9001, first_name="Anna", language_code="de")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class BotProcess:
     """One ``kundenpuls run`` process."""
 
     def __init__(self, api: FakeBotApi, database_url: str, workdir: Path) -> None:
-        self.port = _free_port()
-        self.env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(REPO),
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_URL": api.url,
-            "DATABASE_URL": database_url,
-            "STAFF_CHAT_ID": str(STAFF_CHAT),
-            "INGEST_API_KEY": INGEST_KEY,
-            "HTTP_PORT": str(self.port),
-            "SURVEY_DELAY": "0s",
-            "SWEEP_INTERVAL": "1s",
-            "SEND_RATE": "1000",
-        }
+        self.port = free_port()
+        self.env = process_env(api.url, database_url, self.port)
         self.workdir = workdir
         self.process: asyncio.subprocess.Process | None = None
 

@@ -7,13 +7,10 @@ with paid broadcasts would have), so "zero 429s" proves that the processes keep 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sys
-import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -21,8 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from storage.db import create_db_engine, unit_of_work
@@ -30,8 +25,7 @@ from storage.migrate import upgrade_database
 from storage.models import OutboxMessage
 from storage.purchases import record_purchase
 from surveys.purchase_report import PurchaseReport
-from tests.conftest import postgres_base_url, require_postgres
-from tests.e2e import INGEST_KEY, STAFF_CHAT, TOKEN
+from tests.e2e import STAFF_CHAT, TOKEN, free_port, process_env
 from tests.fakes.bot_api_server import BucketLimit, FakeBotApi, FakeUser, FloodLimits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,50 +37,14 @@ WEBHOOK_SECRET = "multi-process-secret"
 WAIT = 120.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema, shared by every process of the test."""
-    require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(postgres_base_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(postgres_base_url()).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
-
-
 class Replica:
     """One ``kundenpuls run`` process; its log goes to a file (a pipe nobody reads could block it)."""
 
     def __init__(self, name: str, api: FakeBotApi, database_url: str, workdir: Path, **env: str) -> None:
         self.name = name
-        self.port = _free_port()
+        self.port = free_port()
         self.log = workdir / f"{name}.log"
-        self.env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(REPO),
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_URL": api.url,
-            "DATABASE_URL": database_url,
-            "STAFF_CHAT_ID": str(STAFF_CHAT),
-            "INGEST_API_KEY": INGEST_KEY,
-            "HTTP_PORT": str(self.port),
-            "SURVEY_DELAY": "0s",
-            "SWEEP_INTERVAL": "1s",
-            "SEND_RATE": str(SEND_RATE),
-            **env,
-        }
+        self.env = {**process_env(api.url, database_url, self.port), "SEND_RATE": str(SEND_RATE), **env}
         self.workdir = workdir
         self.process: asyncio.subprocess.Process | None = None
 
