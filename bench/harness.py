@@ -27,7 +27,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from storage.db import normalize_database_url
-from tests.fakes.bot_api_server import FakeBotApi, FakeBotApiThread, FakeUser, RecordedRequest
+from tests.fakes.bot_api_server import (
+    FakeBotApi,
+    FakeBotApiThread,
+    FakeUser,
+    FloodLimits,
+    RecordedRequest,
+    ThrottledCall,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "123456789:AAKundenpulsBench_0123456789abcdef"
@@ -141,10 +148,14 @@ def _calls_since(server: FakeBotApi, start: int) -> list[Call]:
     return [_call(r) for r in server.requests[start:]]
 
 
-def _activity(server: FakeBotApi) -> tuple[float, bool, bool]:
-    """When the last request other than getUpdates arrived, whether one is still open, and whether a
-    long poll is parked."""
-    others = [r for r in server.requests[-200:] if r.method != "getUpdates"]
+def _activity(server: FakeBotApi, ignore_chat: int | None) -> tuple[float, bool, bool]:
+    """When the last request other than getUpdates (and other than calls to ``ignore_chat``) arrived,
+    whether one is still open, and whether a long poll is parked."""
+    others = [
+        r
+        for r in server.requests[-200:]
+        if r.method != "getUpdates" and (ignore_chat is None or r.params.get("chat_id") != ignore_chat)
+    ]
     last = max((r.time for r in others), default=0.0)
     return last, any(r.status is None for r in others), _poll_is_parked(server)
 
@@ -158,11 +169,13 @@ class FakeServer:
     """The fake Bot API server on its own thread and loop, with the few views the benchmark needs.
 
     Validation against the official Bot API spec stays on (the default), so a run that violates the API
-    shows up as a violation instead of a fast number. The fake has no flood limits.
+    shows up as a violation instead of a fast number. The fake has no flood limits unless ``limits`` are
+    given (``FloodLimits.telegram()``: it then answers 429 like Telegram).
     """
 
-    def __init__(self) -> None:
-        self.thread = FakeBotApiThread(token=TOKEN)
+    def __init__(self, limits: FloodLimits | None = None) -> None:
+        self.limits = limits
+        self.thread = FakeBotApiThread(token=TOKEN, limits=limits)
         self._clock: int | None = None
 
     def __enter__(self) -> FakeServer:
@@ -199,6 +212,10 @@ class FakeServer:
         """Whether the bot has a getUpdates long poll waiting (so it is ready for the next update)."""
         return self.call(_poll_is_parked)
 
+    def throttled(self) -> list[ThrottledCall]:
+        """Every 429 the fake's flood limiter answered so far."""
+        return self.call(lambda server: list(server.throttled))
+
     def problems(self) -> tuple[list[str], list[str]]:
         """Spec violations and fake-server crashes so far."""
         return self.call(lambda server: (list(server.violations), list(server.internal_errors)))
@@ -209,11 +226,15 @@ class FakeServer:
             raise BenchError("fake server is not running")
         return time.clock_gettime(self._clock)
 
-    def wait_quiet(self, *, quiet: float, timeout: float) -> None:
-        """Wait until only the parked long poll is left: no other request for ``quiet`` seconds."""
+    def wait_quiet(self, *, quiet: float, timeout: float, ignore_chat: int | None = None) -> None:
+        """Wait until only the parked long poll is left: no other request for ``quiet`` seconds.
+
+        Calls to ``ignore_chat`` do not count: the staff group's alerts trickle out at 20 a minute (the
+        bot keeps Telegram's per-group limit), so a group chat is never quiet for long during a burst.
+        """
 
         def settled() -> bool | None:
-            last, in_flight, parked = self.call(_activity)
+            last, in_flight, parked = self.call(_activity, ignore_chat)
             return True if parked and not in_flight and time.monotonic() - last >= quiet else None
 
         wait_for(settled, timeout=timeout, what="the bot to go quiet")

@@ -24,9 +24,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.harness import REPO
-from bench.scenarios import Burst, RunResult
+from bench.scenarios import EFFICIENCY_SEND_RATE, Burst, RunResult
+from bot.settings import Settings
 
-TARGET_RATIO = 0.5
+TARGET_RATIO = {"sqlite": 0.7, "postgresql": 0.6}
+"""The issue's targets for the ratio; reported, not asserted."""
+SHIPPED_SEND_RATE: float = Settings.model_fields["send_rate"].default
 STATEMENT_ORDER = ("SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK")
 
 
@@ -60,7 +63,18 @@ def machine() -> str:
 
 
 def print_header(console: Console, options: dict[str, Any], validating: bool, code: str) -> None:
-    """What was measured, with which settings and which version of the bot."""
+    """What was measured, with which settings and which version of the bot.
+
+    The first line says which production limits the run changes: the issue asks that a benchmark that
+    turns one off says so before anything else.
+    """
+    console.print(
+        f"[bold]Production limits changed:[/bold] the fake Bot API server's flood limits are OFF and "
+        f"Kundenpuls runs with SEND_RATE={EFFICIENCY_SEND_RATE} (shipped default {SHIPPED_SEND_RATE:g}); "
+        "the bot's own per-chat limits stay on.",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.rule("[bold]Kundenpuls survey throughput vs. a bare python-telegram-bot echo bot")
     console.print(f"Machine: {machine()}", highlight=False)
     console.print(f"Code under test: {code}", highlight=False)
@@ -71,8 +85,12 @@ def print_header(console: Console, options: dict[str, Any], validating: bool, co
     spec = "on (official api.json)" if validating else "OFF (api.json not found)"
     console.print(
         "Fake Bot API server in this process (own thread), 127.0.0.1; spec validation "
-        f"{spec}; [bold]no flood limits[/bold] (Kundenpuls runs with TELEGRAM_MAX_RATE=0 — against real "
-        "Telegram about 30 messages/s overall would be the limit, not the bot)."
+        f"{spec}; [bold]no flood limits[/bold]. Kundenpuls: SEND_RATE={EFFICIENCY_SEND_RATE}, "
+        "SURVEY_DELAY=0s, STAFF_CHAT_ID set, everything else at its shipped default; it still keeps about "
+        "1 message/s per private chat and 20/min for the staff group, so the critics' staff alerts trickle "
+        "out at the group's pace and a burst does not wait for them. Against real Telegram about 30 "
+        "messages/s overall would be the limit, not the bot (see bench/delivery.py).",
+        highlight=False,
     )
 
 
@@ -107,8 +125,9 @@ def print_summary(console: Console, pairs: list[tuple[RunResult, RunResult]], da
     table.add_row(f"Kundenpuls on {database}, answers/s", _spread([k.rate for _, k in pairs]))
     table.add_row("[bold]ratio Kundenpuls / echo", f"[bold]{_spread(ratios, '{:.2f}')}")
     median = statistics.median(ratios)
-    verdict = "met" if median >= TARGET_RATIO else "NOT met"
-    table.add_row(f"target ratio ≥ {TARGET_RATIO}", verdict)
+    target = TARGET_RATIO[database]
+    verdict = "met" if median >= target else "NOT met"
+    table.add_row(f"target ratio ≥ {target} ({database})", verdict)
     console.print(table)
     return median
 

@@ -8,10 +8,13 @@ request with ``time.monotonic()`` on arrival, so polling latency does not enter 
 For Kundenpuls "done" means: every answer is stored and every customer has received their next message.
 The next message is sent from the outbox only after the transaction that stored the answer committed, so
 its arrival also bounds the commit; the answers are still counted in the database before a burst is
-accepted. After that, the benchmark waits for the burst's other effects (callback answers, edits of the
-answered question if the bot does that, staff alerts) so that the request and statement counts cover all
-the work an answer causes. Whether the bot sends the next step as a new message or edits it into the
-answered one does not matter: the benchmark looks for the next step's buttons (or the thank-you text).
+accepted. After that, the benchmark waits for the burst's other customer-facing effects (callback
+answers, edits of the answered question if the bot does that) and for the bot to go quiet, so that the
+request and statement counts cover the work an answer causes. It does not wait for the critics' staff
+alerts: the bot keeps Telegram's 20 messages a minute per group (there is no switch for that), so they
+trickle into the staff chat for minutes, and calls to the staff chat are left out of "quiet". Whether
+the bot sends the next step as a new message or edits it into the answered one does not matter: the
+benchmark looks for the next step's buttons (or the thank-you text).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,8 @@ from tests.fakes.bot_api_server import FakeBotApi, FakeUser
 
 BENCH = Path(__file__).resolve().parent
 QUIET_SECONDS = 0.3
+EFFICIENCY_SEND_RATE = 1000
+"""SEND_RATE for the efficiency runs: the setting's maximum (shipped default 25), so it is not the limit."""
 PROFILE_DIR = Path(tempfile.gettempdir())
 """Where the raw cProfile data is kept after a run (kundenpuls-bench-<database>.prof), for pstats/snakeviz."""
 
@@ -73,7 +79,7 @@ class Burst:
     elapsed: float
     """Seconds from the burst being queued until the last customer's reply arrived at the fake."""
     drained: float
-    """Seconds until the last request the burst caused (callback answers, edits, alerts) arrived."""
+    """Seconds until the last request the burst caused (callback answers, edits) arrived; staff chat aside."""
     cpu: CpuUse
     """CPU used from just before the burst until every effect of it was done."""
     calls: dict[str, int]
@@ -116,19 +122,19 @@ class RunResult:
 # These run on the fake server's loop (FakeServer.call), because its state is not thread-safe.
 
 
-def _send_texts(server: FakeBotApi, users: list[FakeUser], texts: list[str]) -> float:
+def send_texts(server: FakeBotApi, users: list[FakeUser], texts: list[str]) -> float:
     for user, text in zip(users, texts, strict=True):
         server.user_sends_text(user, text)
     return time.monotonic()
 
 
-def _press_all(server: FakeBotApi, presses: list[tuple[FakeUser, dict[str, Any], str]]) -> float:
+def press_all(server: FakeBotApi, presses: list[tuple[FakeUser, dict[str, Any], str]]) -> float:
     for user, message, data in presses:
         server.user_presses_button(user, message, data)
     return time.monotonic()
 
 
-def _keyboards(server: FakeBotApi, chat_ids: list[int]) -> dict[int, tuple[dict[str, Any], list[str]]]:
+def keyboards(server: FakeBotApi, chat_ids: list[int]) -> dict[int, tuple[dict[str, Any], list[str]]]:
     """Each chat's newest message with buttons, and the callback data of its buttons."""
     found: dict[int, tuple[dict[str, Any], list[str]]] = {}
     for chat_id in chat_ids:
@@ -183,7 +189,7 @@ def _first_reply_times(calls: list[Call], expected: dict[int, Reply]) -> dict[in
     return first
 
 
-def _wait_replies(
+def wait_replies(
     fake: FakeServer, bot: BotProcess, start: int, expected: dict[int, Reply], timeout: float
 ) -> float:
     """Wait until every customer got the reply expected from them; return when the last one arrived."""
@@ -203,20 +209,30 @@ def _wait_replies(
 
 
 def _wait_effects(
-    fake: FakeServer, bot: BotProcess, start: int, expected: dict[str, int], timeout: float
+    fake: FakeServer,
+    bot: BotProcess,
+    start: int,
+    expected: dict[str, int],
+    timeout: float,
+    *,
+    ignore_chat: int | None = None,
 ) -> None:
     """Wait until the window holds the burst's other effects, then until the bot has gone quiet.
 
-    ``expected`` maps a method, or ``"alerts"`` for messages to the staff chat, to a minimum count.
+    ``expected`` maps a method to a minimum count of successful calls. Calls to ``ignore_chat`` (the
+    staff group, whose alerts trickle out at 20 a minute) count neither as effects nor against "quiet".
     """
     got: dict[str, int] = {}
 
     def done() -> bool | None:
         bot.check_alive()
-        calls = [c for c in fake.calls_since(start) if c.status == 200]
+        calls = [
+            c
+            for c in fake.calls_since(start)
+            if c.status == 200 and (ignore_chat is None or c.chat_id != ignore_chat)
+        ]
         got.clear()
         got.update(count_by(c.method for c in calls))
-        got["alerts"] = sum(1 for c in calls if c.shows_message and c.chat_id == STAFF_CHAT)
         return True if all(got.get(m, 0) >= n for m, n in expected.items()) else None
 
     wait_for(
@@ -225,25 +241,31 @@ def _wait_effects(
         what=f"every effect of the burst from {bot.name}",
         describe=lambda: f"expected at least {expected}, got {got}",
     )
-    fake.wait_quiet(quiet=QUIET_SECONDS, timeout=timeout)
+    fake.wait_quiet(quiet=QUIET_SECONDS, timeout=timeout, ignore_chat=ignore_chat)
 
 
 def _burst_result(label: str, units: int, t0: float, end: float, calls: list[Call], cpu: CpuUse) -> Burst:
-    """Summarise a burst's window of requests."""
+    """Summarise a burst's window of requests.
+
+    Calls to the staff chat are counted under their own name (``sendMessage → staff chat``): they trickle
+    out at the group's pace, so a window holds only the few that happened to go out during it.
+    """
     # The long poll still parked at the end of the window has no status yet; it is not a failure.
     failed = count_by(
         f"{c.method}: {c.status} {c.error}"
         for c in calls
         if c.status != 200 and not (c.method == "getUpdates" and c.status is None)
     )
-    drained = max((c.time for c in calls if c.method != "getUpdates"), default=end)
+    drained = max(
+        (c.time for c in calls if c.method != "getUpdates" and c.chat_id != STAFF_CHAT), default=end
+    )
     return Burst(
         label=label,
         units=units,
         elapsed=end - t0,
         drained=drained - t0,
         cpu=cpu,
-        calls=count_by(c.method for c in calls),
+        calls=count_by(f"{c.method} → staff chat" if c.chat_id == STAFF_CHAT else c.method for c in calls),
         failed_calls=failed,
     )
 
@@ -267,21 +289,21 @@ def run_echo(customers: int, timeout: float) -> RunResult:
             wait_for(polling, timeout=timeout, what="the echo bot to start polling")
             start = fake.request_count()
             meter = CpuMeter(bot, fake)
-            t0 = fake.call(_send_texts, users, texts)
+            t0 = fake.call(send_texts, users, texts)
             expected = {u.id: echoes(text) for u, text in zip(users, texts, strict=True)}
-            end = _wait_replies(fake, bot, start, expected, timeout)
+            end = wait_replies(fake, bot, start, expected, timeout)
             _wait_effects(fake, bot, start, {"sendMessage": customers}, timeout)
             burst = _burst_result("echo", customers, t0, end, fake.calls_since(start), meter.stop())
             replies = fake.call(_replies, users)
             bot.stop()
-            problems = _fake_problems(fake, [burst]) + _log_problems(bot)
+            problems = fake_problems(fake, [burst]) + log_problems(bot)
         wrong = [uid for uid, text in zip(replies, texts, strict=True) if replies[uid] != [text]]
         if wrong:
             problems.append(f"{len(wrong)} users did not get exactly their own text back (e.g. {wrong[0]})")
     return RunResult("echo", [burst], problems)
 
 
-def _fake_problems(fake: FakeServer, bursts: list[Burst]) -> list[str]:
+def fake_problems(fake: FakeServer, bursts: list[Burst]) -> list[str]:
     violations, crashes = fake.problems()
     problems = [f"Bot API violation: {v}" for v in violations[:5]]
     problems += [f"fake server error: {e}" for e in crashes[:5]]
@@ -290,7 +312,7 @@ def _fake_problems(fake: FakeServer, bursts: list[Burst]) -> list[str]:
     return problems
 
 
-def _log_problems(bot: BotProcess) -> list[str]:
+def log_problems(bot: BotProcess) -> list[str]:
     errors = bot.error_lines()
     code = bot.process.returncode
     problems = [f"{bot.name} logged {len(errors)} error lines, first: {errors[0]}"] if errors else []
@@ -323,7 +345,22 @@ def plan_customers(count: int) -> list[Customer]:
     return plan
 
 
-def _choose(customer: Customer, step: int, buttons: list[str]) -> str:
+def next_steps(plan: list[Customer], step: int) -> dict[int, Reply]:
+    """What each customer must see after pressing in ``step``: the follow-up question after the NPS
+    answer; after the follow-up, the comment question (critics) or the thank-you (everyone else).
+    New message or edited in place, both count."""
+    replies: dict[int, Reply] = {}
+    for customer in plan:
+        if step == 0:
+            replies[customer.user.id] = asks(FOLLOW_UP[customer.group])
+        elif customer.group == "critic":
+            replies[customer.user.id] = asks("comment")
+        else:
+            replies[customer.user.id] = says(THANKS_MARKER)
+    return replies
+
+
+def choose(customer: Customer, step: int, buttons: list[str]) -> str:
     """The button this customer presses in ``step``; checks the bot asked the question we expect."""
     question = "nps" if step == 0 else FOLLOW_UP[customer.group]
     offered = [b for b in buttons if b.split(":")[2:3] == [question]]
@@ -357,11 +394,11 @@ class KundenpulsRun:
         with workdir() as wd, fresh_database(self.database, wd) as db, FakeServer() as fake:
             argv, env = self._command(fake, db, wd)
             with BotProcess("kundenpuls", argv, env, wd) as bot:
-                self._wait_ready(bot)
+                wait_ready(bot, self.port, self.timeout)
                 self._set_up(fake, bot)
                 bursts = [self._burst(fake, bot, db, step) for step in range(self.steps)]
                 bot.stop()
-                problems = _fake_problems(fake, bursts) + _log_problems(bot)
+                problems = fake_problems(fake, bursts) + log_problems(bot)
             problems += self._check_database(db)
             if self.instrumented:
                 self._attach_statements(wd / "stats.json", bursts, problems)
@@ -372,17 +409,10 @@ class KundenpulsRun:
         return RunResult("kundenpuls", bursts, problems, profile)
 
     def _command(self, fake: FakeServer, db: Database, wd: Path) -> tuple[list[str], dict[str, str]]:
-        env = {
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_URL": fake.url,
-            "DATABASE_URL": db.url,
-            "STAFF_CHAT_ID": str(STAFF_CHAT),
-            "INGEST_API_KEY": INGEST_KEY,
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_PORT": str(self.port),
-            "SURVEY_DELAY": "0s",
-            "TELEGRAM_MAX_RATE": "0",  # the fake has no flood limits; Telegram's 30/s would be the limit
-        }
+        # The fake has no flood limits here and SEND_RATE is raised from the shipped 25 to its maximum, so
+        # the rate is what the bot can do; its per-chat limits (1/s per customer, 20/min for the staff
+        # group) stay on, as they always do.
+        env = kundenpuls_env(fake, db, self.port, SURVEY_DELAY="0s", SEND_RATE=str(EFFICIENCY_SEND_RATE))
         if not self.instrumented:
             return ["-m", "bot.cli", "run"], env
         env["KUNDENPULS_BENCH_STATS"] = str(wd / "stats.json")
@@ -390,89 +420,34 @@ class KundenpulsRun:
             env["KUNDENPULS_BENCH_PROFILE"] = str(wd / "profile.prof")
         return [str(BENCH / "run_bot.py")], env
 
-    def _wait_ready(self, bot: BotProcess) -> None:
-        def ready() -> bool | None:
-            bot.check_alive()
-            try:
-                response = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2)
-            except httpx.TransportError:
-                return None
-            return True if response.status_code == 200 else None
-
-        wait_for(ready, timeout=self.timeout, what="kundenpuls to report ready on /healthz")
-
     def _set_up(self, fake: FakeServer, bot: BotProcess) -> None:
         """Not timed: every customer opens the bot, the shop reports their purchase, the NPS question
         arrives. Customers who never opened the bot could not be written to on Telegram."""
-        users = [c.user for c in self.plan]
-        start = fake.request_count()
-        fake.call(_send_texts, users, ["/start"] * len(users))
-        _wait_replies(fake, bot, start, dict.fromkeys((u.id for u in users), any_message), self.timeout)
-        self._report_purchases()
-        chat_ids = [u.id for u in users]
-        asked: dict[int, Any] = {}
-
-        def everyone_asked() -> bool | None:
-            bot.check_alive()
-            asked.update(
-                (chat, kb)
-                for chat, kb in fake.call(_keyboards, chat_ids).items()
-                if any(":nps:" in b for b in kb[1])
-            )
-            return True if len(asked) == len(chat_ids) else None
-
-        wait_for(
-            everyone_asked,
-            timeout=self.timeout,
-            what="every customer to get the NPS question",
-            describe=lambda: f"{len(asked)} of {len(chat_ids)} asked",
-        )
-        fake.wait_quiet(quiet=0.5, timeout=self.timeout)
-
-    def _report_purchases(self) -> None:
-        """POST one purchase per customer through the purchase API, four at a time like a busy shop."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        headers = {"Authorization": f"Bearer {INGEST_KEY}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers=headers, timeout=30) as client:
-
-            def report(customer: Customer) -> int:
-                body = {
-                    "order_id": f"B-{customer.index:06d}",
-                    "customer_id": f"bench-{customer.index}",
-                    "telegram_user_id": customer.user.id,
-                    "name": customer.user.first_name,
-                    "amount": 59.90,
-                }
-                return client.post("/api/purchases", json=body).status_code
-
-            with ThreadPoolExecutor(4) as pool:
-                statuses = list(pool.map(report, self.plan))
-        if any(status != 201 for status in statuses):
-            raise BenchError(f"the purchase API answered {count_by(str(s) for s in statuses)}, not all 201")
+        set_up_surveys(fake, bot, self.port, self.plan, self.timeout)
 
     def _burst(self, fake: FakeServer, bot: BotProcess, db: Database, step: int) -> Burst:
         """All customers press a button at once; time until every answer is stored and answered."""
-        keyboards = fake.call(_keyboards, [c.user.id for c in self.plan])
+        shown = fake.call(keyboards, [c.user.id for c in self.plan])
         presses = []
         for customer in self.plan:
-            message, buttons = keyboards[customer.user.id]
-            data = _choose(customer, step, buttons)
+            message, buttons = shown[customer.user.id]
+            data = choose(customer, step, buttons)
             _, delivery, question, value = data.split(":")
             self.pressed[(int(delivery), question)] = value
             presses.append((customer.user, message, data))
-        critics = sum(1 for c in self.plan if c.group == "critic")
         n = len(self.plan)
         if self.instrumented:
             bot.signal(signal.SIGUSR1)
             time.sleep(0.1)  # let the bot open its window before the burst
         start = fake.request_count()
         meter = CpuMeter(bot, fake)
-        t0 = fake.call(_press_all, presses)
-        end = _wait_replies(fake, bot, start, self._next_steps(step), self.timeout)
+        t0 = fake.call(press_all, presses)
+        end = wait_replies(fake, bot, start, self._next_steps(step), self.timeout)
         self._wait_answers_stored(db, STEP_QUESTIONS[step], n)
-        expected = {"answerCallbackQuery": n, "alerts": critics}
-        _wait_effects(fake, bot, start, expected, self.timeout)
+        # Not the critics' staff alerts: the bot sends them at the group's 20 a minute, so a burst's
+        # alerts take minutes; customers never wait for them (their chats are paced separately).
+        expected = {"answerCallbackQuery": n}
+        _wait_effects(fake, bot, start, expected, self.timeout, ignore_chat=STAFF_CHAT)
         cpu = meter.stop()
         if self.instrumented:
             bot.signal(signal.SIGUSR2)
@@ -481,18 +456,7 @@ class KundenpulsRun:
         return _burst_result(label, n, t0, end, fake.calls_since(start), cpu)
 
     def _next_steps(self, step: int) -> dict[int, Reply]:
-        """What each customer must see after pressing in ``step``: the follow-up question after the NPS
-        answer; after the follow-up, the comment question (critics) or the thank-you (everyone else).
-        New message or edited in place, both count."""
-        replies: dict[int, Reply] = {}
-        for customer in self.plan:
-            if step == 0:
-                replies[customer.user.id] = asks(FOLLOW_UP[customer.group])
-            elif customer.group == "critic":
-                replies[customer.user.id] = asks("comment")
-            else:
-                replies[customer.user.id] = says(THANKS_MARKER)
-        return replies
+        return next_steps(self.plan, step)
 
     def _wait_answers_stored(self, db: Database, questions: set[str], expected: int) -> None:
         """Count the burst's answers from this process, as a reader of the bot's database."""
@@ -565,6 +529,97 @@ def _stored_as(row: Any, pressed: str) -> bool:
     if pressed == "skip":
         return bool(skipped)
     return (score is not None and str(score) == pressed) or choice == pressed
+
+
+# ---------------------------------------------------------------------------------- setting Kundenpuls up
+# Shared with bench/delivery.py.
+
+
+def kundenpuls_env(fake: FakeServer, db: Database, port: int, **settings: str) -> dict[str, str]:
+    """The environment of ``kundenpuls run`` against ``fake`` and ``db``; ``settings`` add to it
+    (``SEND_RATE``, ``SURVEY_DELAY``, ...). Anything not named keeps its shipped default."""
+    return {
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_URL": fake.url,
+        "DATABASE_URL": db.url,
+        "STAFF_CHAT_ID": str(STAFF_CHAT),
+        "INGEST_API_KEY": INGEST_KEY,
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(port),
+        **settings,
+    }
+
+
+def wait_ready(bot: BotProcess, port: int, timeout: float) -> None:
+    """Wait until the bot answers 200 on ``/healthz`` (migrated, polling, sender running)."""
+
+    def ready() -> bool | None:
+        bot.check_alive()
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        except httpx.TransportError:
+            return None
+        return True if response.status_code == 200 else None
+
+    wait_for(ready, timeout=timeout, what=f"{bot.name} to report ready on /healthz")
+
+
+def open_bot(fake: FakeServer, bot: BotProcess, users: list[FakeUser], timeout: float) -> None:
+    """Every user sends ``/start`` at once (a bot cannot write to anyone first); wait for every reply."""
+    start = fake.request_count()
+    fake.call(send_texts, users, ["/start"] * len(users))
+    wait_replies(fake, bot, start, dict.fromkeys((u.id for u in users), any_message), timeout)
+
+
+def report_purchases(port: int, plan: list[Customer]) -> None:
+    """POST one purchase per customer through the purchase API, four at a time like a busy shop."""
+    headers = {"Authorization": f"Bearer {INGEST_KEY}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as client:
+
+        def report(customer: Customer) -> int:
+            body = {
+                "order_id": f"B-{customer.index:06d}",
+                "customer_id": f"bench-{customer.index}",
+                "telegram_user_id": customer.user.id,
+                "name": customer.user.first_name,
+                "amount": 59.90,
+            }
+            return client.post("/api/purchases", json=body).status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(report, plan))
+    if any(status != 201 for status in statuses):
+        raise BenchError(f"the purchase API answered {count_by(str(s) for s in statuses)}, not all 201")
+
+
+def wait_asked(fake: FakeServer, bot: BotProcess, chat_ids: list[int], timeout: float) -> None:
+    """Wait until every chat shows the NPS question's buttons."""
+    asked: set[int] = set()
+
+    def everyone_asked() -> bool | None:
+        bot.check_alive()
+        asked.update(
+            chat for chat, kb in fake.call(keyboards, chat_ids).items() if any(":nps:" in b for b in kb[1])
+        )
+        return True if len(asked) == len(chat_ids) else None
+
+    wait_for(
+        everyone_asked,
+        timeout=timeout,
+        what="every customer to get the NPS question",
+        describe=lambda: f"{len(asked)} of {len(chat_ids)} asked",
+    )
+
+
+def set_up_surveys(
+    fake: FakeServer, bot: BotProcess, port: int, plan: list[Customer], timeout: float
+) -> None:
+    """Every customer opens the bot, the shop reports their purchase (the bot must run with
+    ``SURVEY_DELAY=0s``), the NPS question arrives, and the bot goes quiet (the staff chat aside)."""
+    open_bot(fake, bot, [c.user for c in plan], timeout)
+    report_purchases(port, plan)
+    wait_asked(fake, bot, [c.user.id for c in plan], timeout)
+    fake.wait_quiet(quiet=0.5, timeout=timeout, ignore_chat=STAFF_CHAT)
 
 
 def run_kundenpuls(**options: Any) -> RunResult:
