@@ -115,7 +115,9 @@ class KundenpulsBot:
             on_sweep_needed=self.request_sweep,
             on_give_up=self._tell_update_failed,
             http_slots=asyncio.Semaphore(ANSWERS_IN_FLIGHT),
-            handler_loop=self.handler_loop,
+            handler_loop=self.handler_loop
+            if os.environ.get("KUNDENPULS_X_HANDLER_THREAD", "1") == "1"
+            else None,
         )
         self.poller = DurablePoller(
             engine=self.engine,

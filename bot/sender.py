@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import secrets
@@ -68,8 +69,10 @@ while a call runs, so a slow call keeps its rows however long PTB's time-outs le
 _RENEW_SECONDS = 5.0
 HORIZON = timedelta(milliseconds=250)
 """How far ahead a claim plans: short, so a 429 or a /stop finds little already planned."""
-_CLAIM_SPACING_SECONDS = 0.01
-"""Claims coalesce wake-ups: at most about a hundred claims a second however busy the bot is."""
+_CLAIM_SPACING_SECONDS = 0.04
+"""A cycle (write the outcomes that came in, claim what may go next) is one transaction; cycles coalesce
+wake-ups to at most 25 a second however busy the bot is, so an outcome is written within about 40 ms of
+its call returning and the database has its time for the answers."""
 _RECHECK_AFTER_SECONDS = 0.05
 """A row that waited longer than this for its moment is checked again before it is sent."""
 _IDLE_SECONDS = 2.0
@@ -79,7 +82,7 @@ _PAUSE_CHECK_SECONDS = 0.1
 _MAX_BACKOFF = timedelta(minutes=30)
 _STAFF_MAX_BACKOFF = timedelta(minutes=5)
 """The staff chat is retried at least this often, so a fixed chat gets its alerts within minutes."""
-_WRITE_RETRY_SECONDS = 1.0
+_DB_RETRY_SECONDS = 1.0
 
 
 class OutboxSender:
@@ -105,7 +108,8 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._chat_tasks: dict[int, asyncio.Task[None]] = {}
         self._in_flight: set[int] = set()
-        self._outcomes: asyncio.Queue[SendOutcome] = asyncio.Queue()
+        self._outcomes: list[SendOutcome] = []
+        """Outcomes of calls that returned, written by the next cycle (at most a claim spacing later)."""
         self._paused_until: datetime | None = None
         self._migrations: dict[int, int] = {}
         self._unreachable: set[int] = set()
@@ -124,7 +128,12 @@ class OutboxSender:
         try:
             while True:
                 self._wake.clear()
-                claim = await self._claim()
+                try:
+                    claim = await self._cycle()
+                except Exception:  # the database is away: outcomes are kept, sending resumes with it
+                    log.exception("the outbox could not be read or written; retrying")
+                    await asyncio.sleep(_DB_RETRY_SECONDS)
+                    continue
                 self._dispatch(claim.calls)
                 await self._sleep(claim)
         finally:
@@ -135,22 +144,37 @@ class OutboxSender:
         await self._start_helpers()
         total = 0
         while True:
-            claim = await self._claim()
+            claim = await self._cycle()
             self._dispatch(claim.calls)
             total += len(claim.calls)
             await self._settle()
-            if not claim.calls:
+            if not claim.calls and not self._outcomes:
                 return total
 
     # ----------------------------------------------------------------------------------------- claiming
 
-    async def _claim(self) -> Claim:
+    async def _cycle(self) -> Claim:
+        """Write the outcomes that came in and claim what may go next, in one transaction.
+
+        One transaction, not two: the claim then already sees the rows just finished (a chat's next
+        row is free at once), and the database has more time for the answers.
+        """
+        outcomes, self._outcomes = self._outcomes, []
         now = utcnow()
-        claim = await self._db(
-            partial(
-                outbox.claim_due, owner=self._owner, now=now, lease=LEASE, horizon=HORIZON, bot=self._pace
+
+        def cycle(session: Any) -> Claim:
+            outbox.record_outcomes(session, outcomes, owner=self._owner, now=now)
+            return outbox.claim_due(
+                session, owner=self._owner, now=now, lease=LEASE, horizon=HORIZON, bot=self._pace
             )
-        )
+
+        try:
+            claim = await self._db(cycle)
+        except BaseException:
+            self._outcomes[:0] = outcomes  # nothing was written: keep them for the next cycle
+            raise
+        for outcome in outcomes:
+            self._in_flight.discard(outcome.row_id)
         self._in_flight.update(_row_id(call.row) for call in claim.calls)
         self._paused_until = _later(self._paused_until, claim.paused_until)
         return claim
@@ -184,10 +208,14 @@ class OutboxSender:
         await asyncio.sleep(_CLAIM_SPACING_SECONDS)
 
     async def _settle(self) -> None:
-        """Wait until every chat task has ended and every outcome is written."""
+        """Wait until every chat task has ended (their outcomes are written by the next cycle)."""
         while self._chat_tasks:
             await asyncio.gather(*self._chat_tasks.values(), return_exceptions=True)
-        await self._outcomes.join()
+
+    def _record(self, outcome: SendOutcome) -> None:
+        """Keep an outcome for the next cycle and wake it: the chat's next row may be free now."""
+        self._outcomes.append(outcome)
+        self._wake.set()
 
     # ------------------------------------------------------------------------------------------ sending
 
@@ -203,15 +231,21 @@ class OutboxSender:
                 await asyncio.sleep(delay)
             if delay > _RECHECK_AFTER_SECONDS and await self._cancelled_meanwhile(row):
                 # Planned a while ago and cancelled since (a /stop): the lease is no longer ours to use.
-                self._outcomes.put_nowait(_released(row))
+                self._record(_released(row))
                 continue
             outcome = self._without_call(row)
             if outcome is None:
+                attempted_at = utcnow()
                 outcome = await self._send_one(row)
-            self._outcomes.put_nowait(outcome)
+                outcome = dataclasses.replace(
+                    outcome,
+                    attempted_at=attempted_at,
+                    chat_reached=call.chat_unreachable and outcome.status is OutboxStatus.SENT,
+                )
+            self._record(outcome)
             if outcome.status is not OutboxStatus.SENT and outcome.status is not OutboxStatus.FAILED:
                 for rest in calls[index + 1 :]:
-                    self._outcomes.put_nowait(_released(rest.row))
+                    self._record(_released(rest.row))
                 return
 
     async def _cancelled_meanwhile(self, row: OutboxMessage) -> bool:
@@ -405,7 +439,6 @@ class OutboxSender:
             return
         self._migrations.update(await self._db(outbox.migrations))
         self._helpers = [
-            asyncio.create_task(self._write_outcomes(), name="outbox-outcomes"),
             asyncio.create_task(self._renew_leases(), name="outbox-leases"),
             asyncio.create_task(self._watch_pause(), name="outbox-pause"),
         ]
@@ -415,41 +448,27 @@ class OutboxSender:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._outcomes.join(), timeout=5)
         for task in self._helpers:
             task.cancel()
         await asyncio.gather(*self._helpers, return_exceptions=True)
         self._helpers = []
-        leftover = sorted(self._in_flight)
-        if leftover:
-            # Rows planned but not sent go back to the queue at once instead of waiting for the lease.
+        outcomes, self._outcomes = self._outcomes, []
+        done = {outcome.row_id for outcome in outcomes}
+        leftover = sorted(self._in_flight - done)
+        if outcomes or leftover:
+            # What was sent is recorded; rows planned but not sent go back to the queue at once instead
+            # of waiting for their lease.
+            now = utcnow()
+
+            def finish(session: Any) -> None:
+                outbox.record_outcomes(session, outcomes, owner=self._owner, now=now)
+                outbox.release(session, leftover, owner=self._owner)
+
             with contextlib.suppress(Exception):
-                await self._db(partial(outbox.release, row_ids=leftover, owner=self._owner))
+                await self._db(finish)
             self._in_flight.clear()
         if self._db_calls:
             await asyncio.wait(set(self._db_calls), timeout=10)
-
-    async def _write_outcomes(self) -> None:
-        """Write outcomes as they arrive: one transaction for whatever came in meanwhile."""
-        while True:
-            batch = [await self._outcomes.get()]
-            while not self._outcomes.empty():
-                batch.append(self._outcomes.get_nowait())
-            while True:
-                now = utcnow()
-                try:
-                    await self._db(
-                        partial(outbox.record_outcomes, outcomes=batch, owner=self._owner, now=now)
-                    )
-                    break
-                except Exception:  # the database is away: keep the outcomes (and the leases) and retry
-                    log.exception("writing %d send outcomes failed; retrying", len(batch))
-                    await asyncio.sleep(_WRITE_RETRY_SECONDS)
-            for outcome in batch:
-                self._in_flight.discard(outcome.row_id)
-                self._outcomes.task_done()
-            self._wake.set()  # a chat whose row is done may have its next row ready
 
     async def _renew_leases(self) -> None:
         while True:

@@ -94,7 +94,7 @@ async def text_answer(update: Update, context: BotContext) -> None:
         question=question,
         value=value,
         chat_id=person.chat_id,
-        answered_message_id=outbox.sent_message_id(session, conversation.question_key(delivery, question.id)),
+        answered_message_id=outbox.message_id_of(session, conversation.question_key(delivery, question.id)),
         now=context.work.now,
     )
     context.work.queued_messages = True

@@ -197,7 +197,7 @@ def _close_open_questions(session: Session, work: UpdateWork, telegram_user_id: 
         if delivery.current_question_id is None:
             continue
         key = conversation.question_key(delivery, delivery.current_question_id)
-        message_id = outbox.sent_message_id(session, key)
+        message_id = outbox.message_id_of(session, key)
         if message_id is None:
             continue  # never sent (the row was just cancelled): there is no keyboard to remove
         outbox.enqueue(

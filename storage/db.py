@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,6 +41,7 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
             url, echo=echo, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
         )
         _configure_sqlite(engine)
+        _SQLITE_WRITERS[engine] = threading.RLock()
         return engine
     # No pre-ping (a round trip per unit of work): a connection that died is recycled, and the unit of work
     # that met it fails and is retried like any other transient error.
@@ -64,10 +68,33 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock | None:
+    """Return the in-process writer lock of a SQLite engine (None for PostgreSQL).
+
+    SQLite lets one writer in at a time. Threads of one process (the handler loop, the sender, the
+    purchase API) that meet its lock are put to sleep by SQLite's busy handler in steps of up to 100 ms,
+    far longer than a transaction here takes. Queueing them on a Python lock first wakes each the moment
+    the previous transaction ends. Other processes still queue on SQLite's own lock.
+    """
+    if not is_sqlite(engine):
+        return None
+    lock = _SQLITE_WRITERS.get(engine)
+    if lock is None:
+        lock = _SQLITE_WRITERS.setdefault(engine, threading.RLock())
+    return lock
+
+
 @contextmanager
 def unit_of_work(engine: Engine) -> Iterator[Session]:
     """Yield a session that is committed when the block succeeds and rolled back when it raises."""
-    with Session(engine, expire_on_commit=False) as session:
+    lock = _writer_lock(engine)
+    with (
+        lock if lock is not None else contextlib.nullcontext(),
+        Session(engine, expire_on_commit=False) as session,
+    ):
         try:
             yield session
             session.commit()

@@ -252,6 +252,8 @@ class SendChat(SQLModel, table=True):
     migrated_to: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
     unreachable_since: datetime | None = _ts(nullable=True)
     last_error: str | None = Field(default=None, max_length=500)
+    released_at: datetime | None = _ts(nullable=True)
+    """When the person last came back (/start, unblocking): refusals of calls made before it are stale."""
     updated_at: datetime = _ts()
 
 

@@ -8,6 +8,7 @@ same row at once, and a crashed sender's rows are picked up again when its lease
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,6 +86,8 @@ class ClaimedCall:
 
     row: OutboxMessage
     send_at: datetime
+    chat_unreachable: bool = False
+    """The chat refused its last message (a staff chat); a send that succeeds says it answers again."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def claim_due(
         return Claim(calls=[], paused_until=budget.paused_until, retry_at=budget.paused_until)
     horizon_end = now + horizon
     rows = _lock_candidates(session, now=now, horizon_end=horizon_end, limit=limit)
-    chats = _chat_paces(session, {int(row.chat_id or 0) for row in rows})
+    chats, unreachable = _chat_paces(session, {int(row.chat_id or 0) for row in rows})
     calls: list[ClaimedCall] = []
     waiting_chats: set[int] = set()
     retry_at: datetime | None = None
@@ -142,11 +145,13 @@ def claim_due(
             continue
         bot_tat = bot.spend(bot_tat, slot)
         chats[chat_id] = pace.spend(chats.get(chat_id), slot)
-        calls.append(ClaimedCall(row=row, send_at=slot))
-    later = _next_moment(session, now=now, horizon_end=horizon_end)
-    if later is not None:
-        retry_at = _earlier(retry_at, later)
+        calls.append(ClaimedCall(row=row, send_at=slot, chat_unreachable=chat_id in unreachable))
     if not calls:
+        # Nothing goes now: say when something may (a retry falls due, a chat's pace allows). With calls
+        # claimed, their outcomes wake the sender anyway, and it asks again then.
+        later = _next_moment(session, now=now)
+        if later is not None:
+            retry_at = _earlier(retry_at, later)
         return Claim(calls=[], retry_at=retry_at)
     session.execute(
         sa.update(OutboxMessage)
@@ -179,7 +184,7 @@ def claim_due(
 _RECHECK = timedelta(milliseconds=200)
 
 
-def _next_moment(session: Session, *, now: datetime, horizon_end: datetime) -> datetime | None:
+def _next_moment(session: Session, *, now: datetime) -> datetime | None:
     """Return when a row not claimable now may become so: its retry falls due, or its chat's pace allows.
 
     Rows queued behind a chat's row in flight are released by that row's outcome (which wakes the
@@ -272,12 +277,17 @@ def _lock_candidates(
     )
 
 
-def _chat_paces(session: Session, chat_ids: set[int]) -> dict[int, datetime]:
-    """Return the theoretical arrival time of each chat that has one."""
+def _chat_paces(session: Session, chat_ids: set[int]) -> tuple[dict[int, datetime], set[int]]:
+    """Return the theoretical arrival time of each chat that has one, and which of them are unreachable."""
     if not chat_ids:
-        return {}
-    rows = session.exec(select(SendChat.chat_id, SendChat.tat).where(col(SendChat.chat_id).in_(chat_ids)))
-    return {int(chat_id): tat for chat_id, tat in rows.all()}
+        return {}, set()
+    rows = session.exec(
+        select(SendChat.chat_id, SendChat.tat, SendChat.unreachable_since).where(
+            col(SendChat.chat_id).in_(chat_ids)
+        )
+    ).all()
+    paces = {int(chat_id): tat for chat_id, tat, _ in rows}
+    return paces, {int(chat_id) for chat_id, _, since in rows if since is not None}
 
 
 def next_due_at(session: Session) -> datetime | None:
@@ -289,17 +299,41 @@ def next_due_at(session: Session) -> datetime | None:
     ).one()
 
 
-def sent_message_id(session: Session, dedupe_key: str) -> int | None:
-    """Return the Telegram message id a queued message got, if it has been sent."""
-    return session.exec(
-        select(OutboxMessage.sent_message_id).where(col(OutboxMessage.dedupe_key) == dedupe_key)
+def message_id_of(session: Session, dedupe_key: str) -> int | None:
+    """Return the Telegram message a queued call shows in: the one it sent, or the one it edits.
+
+    An edit names its message before it is sent, so the message is known even while the edit waits
+    for its chat's pace or its outcome is still to be written.
+    """
+    row = session.exec(
+        select(OutboxMessage.sent_message_id, OutboxMessage.method, OutboxMessage.payload).where(
+            col(OutboxMessage.dedupe_key) == dedupe_key
+        )
     ).first()
+    if row is None:
+        return None
+    sent, method, payload = row
+    if sent is not None:
+        return int(sent)
+    edited = payload.get("message_id") if method.startswith("edit") else None
+    return edited if isinstance(edited, int) else None
 
 
 def release_chat(
     session: Session, chat_id: int, *, from_statuses: tuple[OutboxStatus, ...], now: datetime
 ) -> int:
-    """Put a chat's held rows (blocked, awaiting contact) back in the queue; return how many."""
+    """Put a chat's held rows (blocked, awaiting contact) back in the queue; return how many.
+
+    The moment is remembered for the chat: a refusal still on its way from a call made before it is
+    stale (record_outcomes), so the row it concerns is retried instead of held.
+    """
+    upsert(
+        session,
+        SendChat.__table__,  # type: ignore[attr-defined]
+        [{"chat_id": chat_id, "released_at": now, "tat": now, "ready_at": now, "updated_at": now}],
+        conflict_columns=["chat_id"],
+        update_columns=["released_at", "updated_at"],
+    )
     result = session.execute(
         sa.update(OutboxMessage)
         .where(col(OutboxMessage.chat_id) == chat_id)
@@ -357,6 +391,10 @@ class SendOutcome:
     """The group became a supergroup with this id: everything queued follows it."""
     user_blocked: bool = False
     """The person blocked the bot: they get nothing until they write again."""
+    chat_reached: bool = False
+    """A chat marked unreachable took this message: it is reachable again."""
+    attempted_at: datetime | None = None
+    """When the call was made: a person who wrote to the bot since then is reachable whatever it said."""
 
 
 # Conditional on the lease: a row whose status changed while it was in flight (a /stop cancelled it)
@@ -404,6 +442,7 @@ def record_outcomes(session: Session, outcomes: list[SendOutcome], *, owner: str
     """Write what the calls did, and what they taught about their chats and the bot's budget."""
     if not outcomes:
         return
+    outcomes = _without_stale_refusals(session, outcomes, now=now)
     connection = session.connection()
     finished = [_finish_parameters(outcome, owner=owner, now=now) for outcome in outcomes]
     changed = connection.execute(_FINISH, finished).rowcount
@@ -426,7 +465,9 @@ def record_outcomes(session: Session, outcomes: list[SendOutcome], *, owner: str
     unreachable = {o.chat_id: o.error for o in outcomes if o.chat_unreachable}
     if unreachable:
         mark_unreachable(session, unreachable, now=now)
-    reached = {o.chat_id for o in outcomes if o.status is OutboxStatus.SENT} - set(unreachable)
+    reached = {o.chat_id for o in outcomes if o.chat_reached and o.status is OutboxStatus.SENT} - set(
+        unreachable
+    )
     if reached:
         session.execute(
             sa.update(SendChat)
@@ -434,6 +475,49 @@ def record_outcomes(session: Session, outcomes: list[SendOutcome], *, owner: str
             .where(col(SendChat.unreachable_since).is_not(None))
             .values(unreachable_since=None, last_error=None, updated_at=now)
         )
+
+
+def _without_stale_refusals(
+    session: Session, outcomes: list[SendOutcome], *, now: datetime
+) -> list[SendOutcome]:
+    """Retry at once, instead of holding, chats whose person came back after the refused call was made.
+
+    "Blocked" or "never opened the bot" is true of the moment the call was made. A /start that arrived
+    while its outcome was on the way has already released the chat; holding it now would keep the
+    message until the next time they write.
+    """
+    refused = {o.chat_id: o.attempted_at for o in outcomes if o.hold_chat and o.attempted_at is not None}
+    if not refused:
+        return outcomes
+    # Locked: release_chat writes released_at first, so either it committed before (and is seen here) or
+    # it waits for this transaction and then releases the rows held here.
+    seen = dict(
+        session.exec(
+            select(SendChat.chat_id, SendChat.released_at)
+            .where(col(SendChat.chat_id).in_(refused))
+            .with_for_update()
+        ).all()
+    )
+    stale = set()
+    for chat, attempted in refused.items():
+        released = seen.get(chat)
+        if released is not None and attempted is not None and released >= attempted:
+            stale.add(chat)
+    if not stale:
+        return outcomes
+    return [
+        dataclasses.replace(
+            o,
+            status=OutboxStatus.PENDING,
+            hold_chat=False,
+            user_blocked=False,
+            next_attempt_at=now,
+            count_attempt=False,
+        )
+        if o.chat_id in stale and o.hold_chat
+        else o
+        for o in outcomes
+    ]
 
 
 def _disarm_cancelled(session: Session, row_ids: list[int], *, now: datetime) -> None:

@@ -82,7 +82,10 @@ class TestOrderAndPace:
         ids = _queue(engine, 42, 5)
         claim = _claim(engine)
         assert [c.row.id for c in claim.calls] == ids[:3]
-        assert claim.retry_at is not None and claim.retry_at > utcnow()
+        _sent(engine, claim)
+        paced = _claim(engine)
+        assert paced.calls == []
+        assert paced.retry_at is not None and paced.retry_at > utcnow()  # when the chat's pace allows
 
     def test_a_chat_busy_in_flight_offers_nothing_to_a_second_sender(self, engine: Engine) -> None:
         """While one sender holds a chat's rows, another sender gets none of that chat's later rows."""
@@ -256,7 +259,22 @@ class TestOutcomes:
             assert outbox.queued_for(session, GROUP) == 1
         assert _status(engine, row_id).status == OutboxStatus.PENDING.value
         claim = _claim(engine, now=utcnow() + timedelta(seconds=5))
-        _sent(engine, claim)
+        assert [c.chat_unreachable for c in claim.calls] == [True]
+        with unit_of_work(engine) as session:
+            outbox.record_outcomes(
+                session,
+                [
+                    SendOutcome(
+                        row_id=row_id,
+                        chat_id=GROUP,
+                        status=OutboxStatus.SENT,
+                        message_id=9,
+                        chat_reached=True,
+                    )
+                ],
+                owner="a",
+                now=utcnow(),
+            )
         with Session(engine) as session:
             state = outbox.chat_state(session, GROUP)
             assert state is not None and state.unreachable_since is None

@@ -44,6 +44,7 @@ def upgrade() -> None:
     sa.Column('migrated_to', sa.BigInteger(), nullable=True),
     sa.Column('unreachable_since', storage.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('released_at', storage.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', storage.models.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('chat_id')
     )
