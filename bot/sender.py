@@ -36,6 +36,7 @@ import dataclasses
 import logging
 import random
 import secrets
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -73,8 +74,6 @@ _CLAIM_SPACING_SECONDS = 0.04
 """A cycle (write the outcomes that came in, claim what may go next) is one transaction; cycles coalesce
 wake-ups to at most 25 a second however busy the bot is, so an outcome is written within about 40 ms of
 its call returning and the database has its time for the answers."""
-_RECHECK_AFTER_SECONDS = 0.05
-"""A row that waited longer than this for its moment is checked again before it is sent."""
 _IDLE_SECONDS = 2.0
 """How soon rows queued by another process are noticed when nothing wakes this one."""
 _PAUSE_CHECK_SECONDS = 0.1
@@ -117,6 +116,7 @@ class OutboxSender:
         """429s this process met (``/healthz`` shows the total of every process from the database)."""
         self._helpers: list[asyncio.Task[None]] = []
         self._db_calls: set[asyncio.Future[Any]] = set()
+        self._last_cycle = 0.0
 
     def wake(self) -> None:
         """Tell the sender that new rows are queued."""
@@ -173,6 +173,7 @@ class OutboxSender:
         except BaseException:
             self._outcomes[:0] = outcomes  # nothing was written: keep them for the next cycle
             raise
+        self._last_cycle = time.monotonic()
         for outcome in outcomes:
             self._in_flight.discard(outcome.row_id)
         self._in_flight.update(_row_id(call.row) for call in claim.calls)
@@ -229,10 +230,6 @@ class OutboxSender:
             delay = (call.send_at - utcnow()).total_seconds()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if delay > _RECHECK_AFTER_SECONDS and await self._cancelled_meanwhile(row):
-                # Planned a while ago and cancelled since (a /stop): the lease is no longer ours to use.
-                self._record(_released(row))
-                continue
             outcome = self._without_call(row)
             if outcome is None:
                 attempted_at = utcnow()
@@ -247,14 +244,6 @@ class OutboxSender:
                 for rest in calls[index + 1 :]:
                     self._record(_released(rest.row))
                 return
-
-    async def _cancelled_meanwhile(self, row: OutboxMessage) -> bool:
-        row_id = _row_id(row)
-        try:
-            current = await self._db(partial(outbox.statuses, row_ids=[row_id]))
-        except Exception:  # cannot tell: send it; a late cancel is still honoured when the outcome is written
-            return False
-        return current.get(row_id) != OutboxStatus.PENDING.value
 
     def _without_call(self, row: OutboxMessage) -> SendOutcome | None:
         """Decide a row without calling Telegram: a 429 pause is running, or its chat moved."""
@@ -485,8 +474,8 @@ class OutboxSender:
         """While rows are planned, follow the shared 429 pause, so another process's 429 stops us too."""
         while True:
             await asyncio.sleep(_PAUSE_CHECK_SECONDS)
-            if not self._in_flight:
-                continue
+            if not self._in_flight or time.monotonic() - self._last_cycle < _PAUSE_CHECK_SECONDS:
+                continue  # nothing planned, or a cycle (which reads the pause too) has just run
             with contextlib.suppress(Exception):
                 budget = await self._db(outbox.bot_budget)
                 if budget is not None:

@@ -548,14 +548,6 @@ def _disarm_cancelled(session: Session, row_ids: list[int], *, now: datetime) ->
             )
 
 
-def statuses(session: Session, row_ids: list[int]) -> dict[int, str]:
-    """Return the current status of rows (a row planned a while ago may have been cancelled since)."""
-    rows = session.exec(
-        select(OutboxMessage.id, OutboxMessage.status).where(col(OutboxMessage.id).in_(row_ids))
-    ).all()
-    return {int(row_id): status for row_id, status in rows if row_id is not None}
-
-
 def _finish_parameters(outcome: SendOutcome, *, owner: str, now: datetime) -> dict[str, Any]:
     sent = outcome.status is OutboxStatus.SENT
     return {
