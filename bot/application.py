@@ -131,6 +131,7 @@ class KundenpulsBot:
         self._tasks: list[asyncio.Task[None]] = []
         self._sweep_lock = asyncio.Lock()
         self._sweeps: set[asyncio.Future[int]] = set()
+        self._sweep_requested = False
         # Set when a part of the bot died: better to exit and be restarted than to run half a bot.
         self.crashed = asyncio.Event()
 
@@ -238,8 +239,14 @@ class KundenpulsBot:
     def request_sweep(self) -> None:
         """Run the sweep soon, without waiting for SWEEP_INTERVAL (a new purchase, a customer who arrived)."""
         job_queue = self.application.job_queue
-        if job_queue is not None and self.application.running:
-            job_queue.run_once(self._sweep_job, when=0, name="survey-sweep-now")
+        if job_queue is None or not self.application.running or self._sweep_requested:
+            return  # one sweep already waiting to run covers every purchase reported meanwhile
+        self._sweep_requested = True
+        job_queue.run_once(self._sweep_soon_job, when=0, name="survey-sweep-now")
+
+    async def _sweep_soon_job(self, _context: object) -> None:
+        self._sweep_requested = False  # a request from now on may need a sweep after this one
+        await self.sweep()
 
     def _tell_update_failed(self, session: Session, update_id: int, chat_id: int) -> None:
         user_row = session.get(TelegramUser, chat_id)
