@@ -191,6 +191,7 @@ async def _run_phase(
     """
     counted = QuestionCount(api)
     already = counted()
+    doubled_before = sum(count - 1 for count in _questions(api).values())
     _seed(database_url, phase)
     early = _greet(api, 950_000 + 1000 * len(phase) + (0 if phase == "P" else 500), 30)
     await api.wait_until(lambda: counted() - already >= 400, timeout=WAIT)
@@ -205,7 +206,7 @@ async def _run_phase(
     total = CUSTOMERS * SURVEYS_PER_CUSTOMER * (1 if phase == "P" else 2)
     await api.wait_until(lambda: counted() >= total, timeout=WAIT)
     await api.wait_until(lambda: all(api.messages_to(u.id) for u in [*early, *late]), timeout=WAIT)
-    doubled = sum(count - 1 for count in _questions(api).values())
+    doubled = sum(count - 1 for count in _questions(api).values()) - doubled_before  # this phase's only
     doubled += sum(len(api.messages_to(u.id)) - 1 for u in [*early, *late])
     return doubled, at_risk
 
