@@ -216,6 +216,17 @@ def _next_moment(session: Session, *, now: datetime) -> datetime | None:
     return moment_at if moment_at > now else now + _RECHECK
 
 
+def _set_chat(session: Session, chat_id: int, *, now: datetime, **values: Any) -> None:
+    """Set some of what is known about a chat, creating its row (with a full pace) on first mention."""
+    upsert(
+        session,
+        SendChat.__table__,  # type: ignore[attr-defined]
+        [{"chat_id": chat_id, "tat": now, "ready_at": now, "updated_at": now, **values}],
+        conflict_columns=["chat_id"],
+        update_columns=[*values, "updated_at"],
+    )
+
+
 def _earlier(first: datetime | None, second: datetime) -> datetime:
     return second if first is None else min(first, second)
 
@@ -327,13 +338,7 @@ def release_chat(
     The moment is remembered for the chat: a refusal still on its way from a call made before it is
     stale (record_outcomes), so the row it concerns is retried instead of held.
     """
-    upsert(
-        session,
-        SendChat.__table__,  # type: ignore[attr-defined]
-        [{"chat_id": chat_id, "released_at": now, "tat": now, "ready_at": now, "updated_at": now}],
-        conflict_columns=["chat_id"],
-        update_columns=["released_at", "updated_at"],
-    )
+    _set_chat(session, chat_id, now=now, released_at=now)
     result = session.execute(
         sa.update(OutboxMessage)
         .where(col(OutboxMessage.chat_id) == chat_id)
@@ -609,21 +614,7 @@ def bot_budget(session: Session) -> SendBudget | None:
 
 def follow_migration(session: Session, old_chat_id: int, new_chat_id: int, *, now: datetime) -> int:
     """Point everything still queued for a group at the supergroup it became; return how many rows."""
-    upsert(
-        session,
-        SendChat.__table__,  # type: ignore[attr-defined]
-        [
-            {
-                "chat_id": old_chat_id,
-                "migrated_to": new_chat_id,
-                "tat": now,
-                "ready_at": now,
-                "updated_at": now,
-            }
-        ],
-        conflict_columns=["chat_id"],
-        update_columns=["migrated_to", "updated_at"],
-    )
+    _set_chat(session, old_chat_id, now=now, migrated_to=new_chat_id)
     result = session.execute(
         sa.update(OutboxMessage)
         .where(col(OutboxMessage.chat_id) == old_chat_id)
@@ -644,22 +635,7 @@ def migrations(session: Session) -> dict[int, int]:
 def mark_unreachable(session: Session, errors: dict[int, str | None], *, now: datetime) -> None:
     """Remember that these chats refuse messages (kept waiting, reported by /healthz)."""
     for chat_id, error in errors.items():
-        upsert(
-            session,
-            SendChat.__table__,  # type: ignore[attr-defined]
-            [
-                {
-                    "chat_id": chat_id,
-                    "unreachable_since": now,
-                    "last_error": (error or "")[:500] or None,
-                    "tat": now,
-                    "ready_at": now,
-                    "updated_at": now,
-                }
-            ],
-            conflict_columns=["chat_id"],
-            update_columns=["last_error", "updated_at"],
-        )
+        _set_chat(session, chat_id, now=now, last_error=(error or "")[:500] or None)
         session.execute(
             sa.update(SendChat)
             .where(col(SendChat.chat_id) == chat_id)
