@@ -32,6 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import InvalidToken
@@ -252,8 +253,8 @@ class DurablePoller:
             # The exception text can contain the URL, and the URL contains the token: name the type only.
             raise _PollError(f"network error: {type(error).__name__}") from None
         try:
-            data = response.json()
-        except ValueError:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             raise _PollError(f"HTTP {response.status_code} without a JSON body") from None
         if response.status_code in (401, 404):
             raise InvalidToken("Telegram rejected the bot token")

@@ -10,17 +10,17 @@ Bodies are sent as JSON (the Bot API accepts it like form data), which saves enc
 
 from __future__ import annotations
 
-import json
 import ssl
 import urllib.parse
 import urllib.request
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import certifi
+import orjson
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 _JSON_HEADERS: Final = {"Content-Type": "application/json", "User-Agent": BaseRequest.USER_AGENT}
@@ -111,7 +111,7 @@ class AiohttpRequest(BaseRequest):
             if request_data is not None and request_data.contains_files:
                 body = _multipart(request_data)
             elif request_data is not None:
-                body = json.dumps(request_data.parameters, separators=(",", ":")).encode()
+                body = orjson.dumps(request_data.parameters)
                 headers = _JSON_HEADERS
             response_cm = session.request(
                 method, url, data=body, headers=headers, timeout=timeout, proxy=proxy
@@ -123,6 +123,17 @@ class AiohttpRequest(BaseRequest):
         except aiohttp.ClientError as error:
             detail = _without_token(str(error), url)
             raise NetworkError(f"aiohttp.{type(error).__name__}: {detail}") from None
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> dict[str, Any]:
+        """Decode Telegram's answer with orjson (a fifth of the stdlib's time per answer)."""
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError as error:
+            raise TelegramError("Invalid server response") from error
+        if not isinstance(data, dict):
+            raise TelegramError("Invalid server response")
+        return data
 
     def _proxy_for(self, url: str) -> str | None:
         """The proxy the environment names for ``url`` (HTTPS_PROXY, NO_PROXY …, as PTB's httpx client

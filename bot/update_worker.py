@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,8 +25,9 @@ from sqlmodel import Session
 from telegram import Update
 
 from bot.handler_loop import HandlerLoop
+from handlers import preload as group_preload
 from handlers.context import BotApplication, UpdateWork, begin_work, end_work
-from storage import inbox
+from storage import inbox, preload
 from storage.db import unit_of_work
 from storage.models import InboundUpdate, utcnow
 
@@ -56,6 +57,28 @@ def without_pressed_keyboard(payload: dict[str, Any]) -> dict[str, Any]:
         return payload
     light_message = {key: value for key, value in message.items() if key != "reply_markup"}
     return {**payload, "callback_query": {**query, "message": light_message}}
+
+
+def _groups(
+    parsed: list[tuple[InboundUpdate, Update]],
+) -> Iterator[list[tuple[InboundUpdate, Update]]]:
+    """Split a batch, in order, into groups of at most ``_GROUP`` with one update per person.
+
+    A person's next update starts a new group, so within a group no update reads what another one
+    writes (storage/preload.py); the order of each person's updates is kept.
+    """
+    group: list[tuple[InboundUpdate, Update]] = []
+    people: set[int] = set()
+    for pair in parsed:
+        person = group_preload.person_of(pair[1])
+        if len(group) >= _GROUP or (person is not None and person in people):
+            yield group
+            group, people = [], set()
+        group.append(pair)
+        if person is not None:
+            people.add(person)
+    if group:
+        yield group
 
 
 class UpdateWorker:
@@ -122,8 +145,7 @@ class UpdateWorker:
                 return total
             parsed = [(row, update) for row in batch if (update := self._parse(row)) is not None]
             total += len(batch) - len(parsed)
-            for start in range(0, len(parsed), _GROUP):
-                group = parsed[start : start + _GROUP]
+            for group in _groups(parsed):
                 error = await self._handle(group, main_loop)
                 if error is not None and len(group) == 1:
                     self._record_failure(group[0][0], error, main_loop)
@@ -147,10 +169,13 @@ class UpdateWorker:
         works: list[UpdateWork] = []
         try:
             with unit_of_work(self._engine) as session:
+                # The rows the handlers will look up, in a few statements for the whole group; what they
+                # write is collected and written at the end (storage/preload.py).
+                rows = preload.open_group(session)
+                group_preload.load_for(session, rows, [update for _, update in group])
                 for row, update in group:
                     works.append(await self._process(session, row, update))
-                    # The next update's queries must see this one's rows (handlers run without autoflush).
-                    session.flush()
+                preload.close_group(session)
                 inbox.mark_done(session, [row.update_id for row, _ in group], now=utcnow())
         except Exception as error:
             return error

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from handlers import messages
 from handlers.services import Services
 from storage import answers as stored_answers
-from storage import outbox
+from storage import outbox, preload
 from storage.answers import StoredAnswer
 from storage.models import (
     Customer,
@@ -291,6 +291,18 @@ _CUSTOMER_AND_PURCHASE = (
 """Who and what a staff alert is about; built once, as every critic's answer runs it."""
 
 
+def _customer_and_purchase(session: Session, delivery: SurveyDelivery) -> tuple[Customer, Purchase]:
+    group = preload.group_of(session)
+    loaded = group.deliveries.get(_id(delivery.id)) if group is not None else None
+    if loaded is not None:
+        return loaded[1], loaded[2]
+    customer, purchase = session.exec(
+        _CUSTOMER_AND_PURCHASE,
+        params={"customer_id": delivery.customer_id, "purchase_id": delivery.purchase_id},
+    ).one()
+    return customer, purchase
+
+
 def _queue_staff_alert(
     session: Session,
     services: Services,
@@ -306,10 +318,7 @@ def _queue_staff_alert(
         return  # a skipped comment adds nothing staff need to hear about
     survey = services.survey(delivery.survey_id)
     staff_lang = services.settings.default_language
-    customer, purchase = session.exec(
-        _CUSTOMER_AND_PURCHASE,
-        params={"customer_id": delivery.customer_id, "purchase_id": delivery.purchase_id},
-    ).one()
+    customer, purchase = _customer_and_purchase(session, delivery)
     reason = comment = None
     for question in survey.questions:
         if question.id == survey.first_question().id or question.id not in answers:

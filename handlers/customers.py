@@ -12,7 +12,7 @@ from telegram import User
 from handlers import conversation, messages
 from handlers.context import UpdateWork
 from handlers.services import Services
-from storage import outbox
+from storage import outbox, preload
 from storage.models import (
     Customer,
     DeliveryStatus,
@@ -35,7 +35,11 @@ _USER_BY_ID = select(TelegramUser).where(col(TelegramUser.id) == sa.bindparam("u
 
 def touch_user(session: Session, work: UpdateWork, user: User, *, lift_block: bool = True) -> TelegramUser:
     """Create or refresh the Telegram user behind an update; writing to us lifts a block."""
-    row = session.exec(_USER_BY_ID, params={"user_id": user.id}).first()
+    group = preload.group_of(session)
+    if group is not None and user.id in group.users:
+        row = group.users[user.id]
+    else:
+        row = session.exec(_USER_BY_ID, params={"user_id": user.id}).first()
     if row is None:
         row = TelegramUser(
             id=user.id,
@@ -46,6 +50,8 @@ def touch_user(session: Session, work: UpdateWork, user: User, *, lift_block: bo
         )
         session.add(row)
         session.flush()
+        if group is not None:
+            group.users[user.id] = row
         return row
     changed = False
     if user.language_code and user.language_code != row.language_code:
@@ -109,6 +115,10 @@ _DELIVERY_WITH_CUSTOMER = (
 
 def delivery_with_customer(session: Session, delivery_id: int) -> tuple[SurveyDelivery, Customer] | None:
     """Load a delivery with its customer in one query, locking the delivery (PostgreSQL) for the answer."""
+    group = preload.group_of(session)
+    if group is not None and delivery_id in group.deliveries:
+        loaded = group.deliveries[delivery_id]
+        return (loaded[0], loaded[1]) if loaded is not None else None
     row = session.exec(_DELIVERY_WITH_CUSTOMER, params={"delivery_id": delivery_id}).first()
     return (row[0], row[1]) if row is not None else None
 

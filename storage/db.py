@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -23,6 +24,15 @@ def normalize_database_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def _dump_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+_JSON_CODEC: dict[str, Any] = {"json_serializer": _dump_json, "json_deserializer": orjson.loads}
+"""JSON columns (stored updates, outbox payloads) through orjson: every update and every message is
+encoded and decoded once each, and the stdlib took a fifth of the bot's CPU per answer for it."""
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -40,7 +50,11 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     url = normalize_database_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = sa.create_engine(
-            url, echo=echo, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **_JSON_CODEC,
         )
         _configure_sqlite(engine)
         _SQLITE_WRITERS[engine] = threading.RLock()
@@ -48,7 +62,13 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     # No pre-ping (a round trip per unit of work): a connection that died is recycled, and the unit of work
     # that met it fails and is retried like any other transient error.
     return sa.create_engine(
-        url, echo=echo, hide_parameters=True, pool_recycle=300, pool_size=5, max_overflow=5
+        url,
+        echo=echo,
+        hide_parameters=True,
+        pool_recycle=300,
+        pool_size=5,
+        max_overflow=5,
+        **_JSON_CODEC,
     )
 
 

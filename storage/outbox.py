@@ -26,6 +26,7 @@ from storage.models import (
     utcnow,
 )
 from storage.pacing import Pace, chat_pace
+from storage.preload import group_of, write_pending
 from storage.upsert import insert_ignoring_duplicates, upsert
 
 KIND_QUESTION = "survey_question"
@@ -55,8 +56,12 @@ class OutboundCall:
     delivery_id: int | None = None
 
 
-def enqueue(session: Session, call: OutboundCall, *, now: datetime | None = None) -> bool:
-    """Queue a call unless one with the same ``dedupe_key`` exists; return True when it was new."""
+def enqueue(session: Session, call: OutboundCall, *, now: datetime | None = None) -> None:
+    """Queue a call unless one with the same ``dedupe_key`` exists.
+
+    Inside the update worker's group the row is written with the group's others at its end
+    (storage/preload.py); anything here that reads the outbox writes them first.
+    """
     now = now or utcnow()
     row = {
         "dedupe_key": call.dedupe_key,
@@ -70,8 +75,12 @@ def enqueue(session: Session, call: OutboundCall, *, now: datetime | None = None
         "next_attempt_at": now,
         "created_at": now,
     }
+    group = group_of(session)
+    if group is not None:
+        group.new_outbox.append(row)
+        return
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
-    return insert_ignoring_duplicates(session, table, [row], conflict_columns=["dedupe_key"]) == 1
+    insert_ignoring_duplicates(session, table, [row], conflict_columns=["dedupe_key"])
 
 
 BOT_BUDGET = "bot"
@@ -316,6 +325,7 @@ def message_id_of(session: Session, dedupe_key: str) -> int | None:
     An edit names its message before it is sent, so the message is known even while the edit waits
     for its chat's pace or its outcome is still to be written.
     """
+    write_pending(session)
     row = session.exec(
         select(OutboxMessage.sent_message_id, OutboxMessage.method, OutboxMessage.payload).where(
             col(OutboxMessage.dedupe_key) == dedupe_key
@@ -338,6 +348,7 @@ def release_chat(
     The moment is remembered for the chat: a refusal still on its way from a call made before it is
     stale (record_outcomes), so the row it concerns is retried instead of held.
     """
+    write_pending(session)
     _set_chat(session, chat_id, now=now, released_at=now)
     result = session.execute(
         sa.update(OutboxMessage)
@@ -350,6 +361,7 @@ def release_chat(
 
 def hold_chat(session: Session, chat_id: int, *, status: OutboxStatus) -> int:
     """Hold a chat's pending rows (the user blocked the bot) until they are released again."""
+    write_pending(session)
     result = session.execute(
         sa.update(OutboxMessage)
         .where(col(OutboxMessage.chat_id) == chat_id)
@@ -361,6 +373,7 @@ def hold_chat(session: Session, chat_id: int, *, status: OutboxStatus) -> int:
 
 def cancel_chat(session: Session, chat_id: int, *, kinds: tuple[str, ...]) -> int:
     """Cancel a chat's unsent rows of the given kinds (the customer said /stop)."""
+    write_pending(session)
     result = session.execute(
         sa.update(OutboxMessage)
         .where(col(OutboxMessage.chat_id) == chat_id)

@@ -7,8 +7,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from storage.models import Customer, InboundUpdate, SurveyDelivery, UpdateStatus
-from tests.e2e import RunningBot, button, running_bot
+from storage.models import Customer, DeliveryStatus, InboundUpdate, SurveyDelivery, UpdateStatus
+from tests.e2e import STAFF_CHAT, RunningBot, button, running_bot
 from tests.fakes.bot_api_server import FakeUser
 
 ANNA = FakeUser(id=7101, first_name="Anna", language_code="de")
@@ -92,3 +92,53 @@ class TestUpdateGroups:
                 ("nps", 7),
                 ("nps", 9),
             ]
+
+    async def test_a_double_tap_in_one_batch_is_recorded_once_and_the_second_press_is_told_so(
+        self, database_url: str
+    ) -> None:
+        """A person's second update waits for the next group, which sees what the first one stored."""
+        async with running_bot(database_url) as env:
+            questions = {
+                user.id: await env.customer_with_survey(user, order_id=f"D-{user.id}") for user in (ANNA, BEN)
+            }
+            anna, ben = questions[ANNA.id], questions[BEN.id]
+            # No await between them: one getUpdates batch with Anna's press twice and Ben's between.
+            env.api.user_presses_button(ANNA, anna, button(anna, "2"))
+            env.api.user_presses_button(BEN, ben, button(ben, "9"))
+            env.api.user_presses_button(ANNA, anna, button(anna, "2"))
+            await env.api.wait_until(lambda: len(env.api.callback_answers) == 3)
+            await env.next_step(anna)
+            await env.next_step(ben)
+            await env.api.wait_for_message(STAFF_CHAT)
+
+            assert sorted((a.question_id, a.score) for a in env.answers()) == [("nps", 2), ("nps", 9)]
+            texts = sorted(str(answer.get("text")) for answer in env.api.callback_answers)
+            assert texts == ["Danke!", "Danke!", "Diese Frage haben Sie bereits beantwortet."]
+            assert len(env.api.messages_to(STAFF_CHAT)) == 1
+            # Each chat shows its survey in one message, edited once into the next question.
+            assert len([r for r in env.api.requests_for("editMessageText") if r.status == 200]) == 2
+
+    async def test_a_stop_and_other_peoples_answers_in_one_batch_each_take_effect(
+        self, database_url: str
+    ) -> None:
+        """/stop cancels Anna's open question while Ben's and Clara's answers in the same group go on."""
+        async with running_bot(database_url) as env:
+            questions = {
+                user.id: await env.customer_with_survey(user, order_id=f"S-{user.id}")
+                for user in (ANNA, BEN, CLARA)
+            }
+            env.api.user_presses_button(BEN, questions[BEN.id], button(questions[BEN.id], "3"))
+            env.api.user_sends_text(ANNA, "/stop")
+            env.api.user_presses_button(CLARA, questions[CLARA.id], button(questions[CLARA.id], "10"))
+            await env.next_step(questions[BEN.id])
+            await env.next_step(questions[CLARA.id])
+            await env.api.wait_until(lambda: any("keine Umfragen" in t for t in env.api.sent_texts(ANNA.id)))
+
+            assert sorted((a.question_id, a.score) for a in env.answers()) == [("nps", 3), ("nps", 10)]
+            with Session(env.engine) as session:
+                annas = session.exec(
+                    select(SurveyDelivery)
+                    .join(Customer, col(Customer.id) == SurveyDelivery.customer_id)
+                    .where(Customer.telegram_user_id == ANNA.id)
+                ).one()
+            assert annas.status == DeliveryStatus.STOPPED.value

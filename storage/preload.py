@@ -1,0 +1,127 @@
+"""What a group of updates reads, loaded in a few statements, and what it writes, written in a few.
+
+The update worker handles up to a few dozen updates in one transaction. Handled one by one, each button
+press ran about seven statements: its user, its delivery with the customer, the delivery's answers, the
+purchase behind a critic's alert, the answer, the outbox rows. On SQLite each statement cost more in
+SQLAlchemy than in the database, and on PostgreSQL each one is a round trip, so the statements, not the
+work, decided how many answers a process handled (bench/README.md).
+
+So the worker opens a :class:`GroupRows` on the group's session and loads, for all its updates at once,
+the rows their handlers will ask for (one statement per table). The lookups in ``storage.answers``,
+``storage.outbox`` and ``handlers.customers`` serve from it, and fall back to their own queries for
+anything it does not hold. New answers and outbox rows are collected and written at the end of the group
+in one executemany per table, before the "done" marks, in the same transaction.
+
+Why that is safe:
+
+- The worker puts at most one update of each person in a group, so no update in a group reads what
+  another one in it writes. A person's second update (a double tap) waits for the next group, which
+  loads afresh after this one committed.
+- Anything that reads or changes the outbox in the middle of a group (``/stop`` cancelling, a release)
+  writes the pending rows first, as the ORM's autoflush would.
+- On PostgreSQL the deliveries are loaded ``FOR UPDATE``, in id order, so two processes answering for
+  the same survey take turns and never deadlock on each other.
+- A duplicate that slipped through (the unique key of an answer or an outbox row) fails the write at the
+  end of the group, which rolls the whole group back; the worker then handles its updates one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from storage.models import Answer, Customer, OutboxMessage, Purchase, SurveyDelivery, TelegramUser
+from storage.upsert import insert_ignoring_duplicates
+
+if TYPE_CHECKING:
+    from storage.answers import StoredAnswer
+
+_KEY = "kundenpuls.group_rows"
+
+
+@dataclass
+class GroupRows:
+    """Rows loaded for a group of updates, and rows it will write; lives in ``session.info``."""
+
+    users: dict[int, TelegramUser | None] = field(default_factory=dict)
+    """Telegram users by id; None: looked for and not there (a first contact)."""
+    deliveries: dict[int, tuple[SurveyDelivery, Customer, Purchase] | None] = field(default_factory=dict)
+    """Deliveries with their customer and purchase, by delivery id; None: no such delivery."""
+    answers: dict[int, list[StoredAnswer]] = field(default_factory=dict)
+    """Every answer of each loaded delivery, those of this group included."""
+    new_answers: list[dict[str, Any]] = field(default_factory=list)
+    new_outbox: list[dict[str, Any]] = field(default_factory=list)
+
+
+def open_group(session: Session) -> GroupRows:
+    """Start collecting for a group on ``session``; :func:`close_group` writes and ends it."""
+    rows = GroupRows()
+    session.info[_KEY] = rows
+    return rows
+
+
+def group_of(session: Session) -> GroupRows | None:
+    """The group the session handles, or None outside the update worker (jobs, the HTTP API)."""
+    found = session.info.get(_KEY)
+    return found if isinstance(found, GroupRows) else None
+
+
+def close_group(session: Session) -> None:
+    """Write what the group collected and stop collecting (before the commit; a failed write raises)."""
+    try:
+        session.flush()
+        write_pending(session)
+    finally:
+        session.info.pop(_KEY, None)
+
+
+def write_pending(session: Session) -> None:
+    """Write the collected answers and outbox rows now; called before anything reads them back."""
+    rows = group_of(session)
+    if rows is None:
+        return
+    if rows.new_answers:
+        answers, rows.new_answers = rows.new_answers, []
+        session.connection().execute(sa.insert(_table(Answer)), answers)
+    if rows.new_outbox:
+        outbox, rows.new_outbox = rows.new_outbox, []
+        insert_ignoring_duplicates(session, _table(OutboxMessage), outbox, conflict_columns=["dedupe_key"])
+
+
+def load(
+    session: Session, rows: GroupRows, *, user_ids: Collection[int], delivery_ids: Collection[int]
+) -> list[int]:
+    """Load the users and deliveries (with customer and purchase) a group will ask for; return the ids of
+    the deliveries found (``storage.answers.load_answers`` adds their answers)."""
+    wanted_users = sorted(set(user_ids) - rows.users.keys())
+    if wanted_users:
+        found_users = session.exec(select(TelegramUser).where(col(TelegramUser.id).in_(wanted_users))).all()
+        rows.users.update(dict.fromkeys(wanted_users))
+        rows.users.update({user.id: user for user in found_users})
+    wanted_deliveries = sorted(set(delivery_ids) - rows.deliveries.keys())
+    if not wanted_deliveries:
+        return []
+    found = session.exec(
+        select(SurveyDelivery, Customer, Purchase)
+        .join(Customer, sa.and_(col(Customer.id) == SurveyDelivery.customer_id))
+        .join(Purchase, sa.and_(col(Purchase.id) == SurveyDelivery.purchase_id))
+        .where(col(SurveyDelivery.id).in_(wanted_deliveries))
+        .order_by(col(SurveyDelivery.id))
+        .with_for_update(of=SurveyDelivery)
+    ).all()
+    rows.deliveries.update(dict.fromkeys(wanted_deliveries))
+    loaded = {}
+    for delivery, customer, purchase in found:
+        if delivery.id is not None:
+            loaded[delivery.id] = (delivery, customer, purchase)
+    rows.deliveries.update(loaded)
+    return list(loaded)
+
+
+def _table(model: type[Any]) -> sa.Table:
+    table: sa.Table = model.__table__
+    return table
