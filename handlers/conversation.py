@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import Session, col, select
 
 from handlers import messages
@@ -85,7 +86,7 @@ def ask_question(
     delivery.current_question_id = question.id
     delivery.ask_seq += 1
     delivery.status = DeliveryStatus.ACTIVE.value
-    session.add(delivery)
+    _save_progress(session, delivery)
     payload = messages.question_message(
         services,
         survey=survey,
@@ -97,6 +98,22 @@ def ask_question(
         message_id=after.message_id if after else None,
     )
     _queue_step(session, question_key(delivery, question.id), KIND_QUESTION, delivery, payload, after, now)
+
+
+_PROGRESS_COLUMNS = ("status", "current_question_id", "ask_seq", "nps_score", "nps_category", "completed_at")
+
+
+def _save_progress(session: Session, delivery: SurveyDelivery) -> None:
+    """Write a delivery's progress, always as the same columns.
+
+    The ORM writes the deliveries a group of updates changed with one executemany per set of changed
+    columns, but only for runs of neighbours (by id) that share the set. Asking a next question and
+    completing a survey change different columns, so a group mixing both took a statement per delivery;
+    naming every progress column each time makes it one statement per group.
+    """
+    for column in _PROGRESS_COLUMNS:
+        flag_modified(delivery, column)
+    session.add(delivery)
 
 
 def _queue_step(
@@ -264,7 +281,7 @@ def _complete(
     delivery.status = DeliveryStatus.COMPLETED.value
     delivery.current_question_id = None
     delivery.completed_at = now
-    session.add(delivery)
+    _save_progress(session, delivery)
     thanks = html.escape(survey.thanks.get(lang), quote=False)
     above = _answered_text(services, survey, after, lang)
     payload = messages.text_message(chat_id, f"{above}\n\n{thanks}" if above else thanks)
