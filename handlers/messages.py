@@ -81,7 +81,7 @@ def answered_text(
 ) -> str:
     """Return a question as answered: its text with the answer ticked below it (HTML)."""
     label = answer_label(question, value, lang)
-    shown = services.text(lang, "skipped") if label is None else html.escape(_preview(label), quote=False)
+    shown = services.text(lang, "skipped") if label is None else _preview(label)
     answer_line = services.text(lang, "your_answer", answer=shown)
     return f"{question_text(survey, question, lang)}\n\n✅ {answer_line}"
 
@@ -163,7 +163,7 @@ def staff_alert_text(
     comment: str | None,
     follow_up: bool,
 ) -> str:
-    """Return the HTML alert for the staff chat; customer-provided parts are escaped."""
+    """Return the HTML alert for the staff chat (the catalogue escapes what the customer wrote)."""
     lang = services.settings.default_language
     lines = []
     if follow_up:
@@ -172,18 +172,18 @@ def staff_alert_text(
         services.text(
             lang,
             "staff_alert_critic",
-            name=html.escape(customer_name or "—", quote=False),
-            customer_id=html.escape(customer_id, quote=False),
+            name=customer_name or "—",
+            customer_id=customer_id,
             score=score,
-            order_id=html.escape(order_id, quote=False),
+            order_id=order_id,
         )
     )
     if reason:
-        lines.append(services.text(lang, "staff_alert_reason", reason=html.escape(reason, quote=False)))
+        lines.append(services.text(lang, "staff_alert_reason", reason=reason))
     if comment:
         lines.append(
             services.text(
-                lang, "staff_alert_comment", comment=html.escape(_preview(comment, 3000), quote=False)
+                lang, "staff_alert_comment", comment=_preview(comment, 3000)
             )
         )
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from bot.settings import Settings
 from surveys.definition import SurveyDefinition
 from surveys.languages import Language, pick_language
-from surveys.texts import Catalogue
+from surveys.texts import Catalogue, Html
 
 
 @dataclass
@@ -23,8 +23,8 @@ class Services:
         """Return a loaded survey by id (KeyError for one that is not loaded)."""
         return self.surveys[survey_id]
 
-    def text(self, lang: Language, key: str, **params: str | int) -> str:
-        """Return a bot text from the catalogue."""
+    def text(self, lang: Language, key: str, **params: str | int) -> Html:
+        """Return a bot text from the catalogue; plain-string parameters are HTML-escaped."""
         return self.catalogue.text(lang, key, **params)
 
     def language(self, *candidates: str | None) -> Language:

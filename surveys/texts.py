@@ -1,12 +1,16 @@
 """The bot's own texts (greetings, errors, button labels, staff alerts) in every language.
 
 Texts live in ``locales/<language>.yaml`` as flat ``key: text`` mappings so translators
-never touch Python. They are Telegram HTML: callers escape the values they substitute.
+never touch Python. They are Telegram HTML, and the catalogue escapes every value it puts into them, so
+no caller can forget: a customer's ``<b>``, ``&`` or an order id like ``A&B`` shows as typed. What is
+already HTML (another catalogue text, a fragment the bot built) is marked :class:`Html` and goes in as
+it is.
 """
 
 from __future__ import annotations
 
 import functools
+import html
 import string
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +20,24 @@ import yaml
 from surveys.languages import SUPPORTED_LANGUAGES, Language
 
 LOCALES_DIR = Path(__file__).parent / "locales"
+
+
+class Html(str):
+    """A string that is already Telegram HTML: the catalogue puts it into a text without escaping it.
+
+    Every text the catalogue returns is one, so a text can be a parameter of another.
+    """
+
+    __slots__ = ()
+
+
+def escaped(value: str | int) -> str:
+    """A parameter as it goes into HTML: plain strings escaped, ``Html`` and numbers as they are."""
+    if isinstance(value, Html):
+        return value
+    if isinstance(value, str):
+        return html.escape(value, quote=False)
+    return str(value)
 
 
 class CatalogueError(Exception):
@@ -68,15 +90,15 @@ class Catalogue:
                 f"no text {key!r} in the {lang!r} catalogue; add it to every locale file"
             ) from None
 
-    def text(self, lang: Language, key: str, **params: str | int) -> str:
-        """The text for ``key`` in ``lang`` with ``params`` filled in.
+    def text(self, lang: Language, key: str, **params: str | int) -> Html:
+        """The text for ``key`` in ``lang`` with ``params`` filled in, each escaped unless it is ``Html``.
 
         A missing parameter raises KeyError naming the text; extra parameters are ignored
         so callers can pass the same context to related texts.
         """
         template = self.raw(lang, key)
         try:
-            return template.format_map(params)
+            return Html(template.format_map({name: escaped(value) for name, value in params.items()}))
         except KeyError as error:
             raise KeyError(f"text {key!r} ({lang}) needs the parameter {error.args[0]!r}") from None
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from storage.models import InboundUpdate, SurveyDelivery
-from tests.e2e import RunningBot, button, running_bot
+from tests.e2e import STAFF_CHAT, RunningBot, button, running_bot
 from tests.fakes.bot_api_server import FakeUser
 
 ANNA = FakeUser(id=6001, first_name="Anna", language_code="de")
@@ -153,3 +153,30 @@ class TestFailingHandler:
             # Nothing else is held up: another customer is served normally.
             env.api.user_sends_text(MALLORY, "/help")
             assert "/language" in (await env.api.wait_for_message(MALLORY.id))["text"]
+
+
+class TestUntrustedText:
+    async def test_markup_in_names_order_ids_and_answers_shows_as_typed(self, database_url: str) -> None:
+        """The catalogue escapes every parameter: Telegram accepts the alert and shows what was typed."""
+        markup_user = FakeUser(id=6003, first_name="<b>Max</b> & Co", language_code="de")
+        async with running_bot(database_url) as env:
+            question = await env.customer_with_survey(markup_user, order_id="<i>A</i>&amp;B")
+            env.api.user_presses_button(markup_user, question, button(question, "2"))
+            await env.next_step(question)
+            alert = await env.api.wait_for_message(STAFF_CHAT)
+            assert "<b>Max</b> & Co" in alert["text"]
+            assert "<i>A</i>&amp;B" in alert["text"]
+            assert all(r.status == 200 for r in env.api.requests_for("sendMessage"))
+
+    async def test_an_order_id_with_markup_is_confirmed_as_typed_when_a_start_link_connects_it(
+        self, database_url: str
+    ) -> None:
+        """The reply to /start <token> names the order as typed; it used to render its markup."""
+        async with running_bot(database_url) as env:
+            response = await env.report_purchase(
+                order_id="<i>A</i>&amp;B", customer_id="c-markup", name="Dora"
+            )
+            token = response.json()["start_link"].rsplit("=", 1)[1]
+            env.api.user_sends_text(ANNA, f"/start {token}")
+            linked = await env.api.wait_for_message(ANNA.id, lambda m: "<i>A</i>&amp;B" in m["text"])
+            assert "reply_markup" not in linked

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from surveys.languages import SUPPORTED_LANGUAGES
-from surveys.texts import LOCALES_DIR, Catalogue, CatalogueError, load_catalogue, placeholders
+from surveys.texts import LOCALES_DIR, Catalogue, CatalogueError, Html, load_catalogue, placeholders
 
 SEEDED_KEYS = {
     "start_welcome": set(),
@@ -146,6 +146,19 @@ class TestCatalogueBehaviour:
     def test_parameter_values_are_not_formatted_again(self) -> None:
         """Braces in a customer's text stay literal."""
         assert load_catalogue().text("en", "your_answer", answer="{order_id}") == "Your answer: {order_id}"
+
+    def test_parameters_are_html_escaped_by_the_catalogue(self) -> None:
+        """A customer's markup and ampersands show as typed; no caller has to remember escaping."""
+        text = load_catalogue().text("en", "your_answer", answer="<b>A&B</b>")
+        assert text == "Your answer: &lt;b&gt;A&amp;B&lt;/b&gt;"
+
+    def test_html_parameters_and_catalogue_texts_go_in_as_they_are(self) -> None:
+        """A text from the catalogue is Html, so it can be a parameter of another text unescaped."""
+        catalogue = load_catalogue()
+        skipped = catalogue.text("en", "skipped")
+        assert isinstance(skipped, Html)
+        assert catalogue.text("en", "your_answer", answer=skipped) == f"Your answer: {skipped}"
+        assert catalogue.text("en", "your_answer", answer=Html("<b>9</b>")) == "Your answer: <b>9</b>"
 
     def test_missing_key_is_a_clear_key_error(self) -> None:
         """The message names the key and the language."""
