@@ -13,7 +13,6 @@ something went wrong.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Iterator
@@ -119,9 +118,20 @@ class UpdateWorker:
         while True:
             handled = await self.drain()
             if handled == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=_IDLE_POLL_SECONDS)
+                await self._idle()
                 self._wake.clear()
+
+    async def _idle(self) -> None:
+        """Wait for a wake-up or the idle poll, whichever comes first.
+
+        Not ``asyncio.wait_for``: on Python 3.11 a cancellation that arrives as the event fires is
+        swallowed there, and the worker then never stops (a bot's stop hung on it in the tests).
+        """
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=_IDLE_POLL_SECONDS)
+        finally:
+            waiter.cancel()
 
     async def drain(self) -> int:
         """Process every update that is due now; return how many were handled."""
