@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -294,9 +296,9 @@ def critic_burst(console: Console, args: argparse.Namespace, fingerprint: str) -
     console.print(
         f"{args.customers} customers, {args.critics} critics; SURVEY_DELAY=0s for the setup, everything else "
         "at its shipped default. All press a score at once, then each answers every follow-up with its "
-        "first button (an option, or Skip) until thanked. A critic's score queues a staff alert and each "
-        "later answer with content an addendum (the reason; a skipped comment adds none). Waiting for the "
-        f"staff chat afterwards: {wait}.",
+        "first button (an option, or Skip) until thanked. A critic's score opens a case with one card in "
+        "the staff chat; later answers update that card (in its queued row while it waits, by an edit once "
+        f"it is shown). Waiting for the staff chat afterwards: {wait}.",
         highlight=False,
     )
     with Progress(
@@ -312,7 +314,7 @@ def critic_burst(console: Console, args: argparse.Namespace, fingerprint: str) -
         last_line = [time.monotonic()]
 
         def show(staff: StaffProgress) -> None:
-            detail = f"visible; critics' first alerts {staff.seen_first_alerts()}/{len(staff.first_alerts)}"
+            detail = "critics' cards visible"
             progress.update(task, total=len(staff.queued), completed=len(staff.seen), detail=detail)
             if not console.is_terminal and time.monotonic() - last_line[0] >= PROGRESS_LINE_SECONDS:
                 # Redirected output gets no live bar: a line a minute instead.
@@ -354,14 +356,22 @@ def _critic_table(console: Console, r: CriticBurstResult) -> None:
         f"[bold]{r.surveys_done:.1f} s",
     )
     table.add_row(
-        "until the last critic's alert was visible in the staff chat",
+        "until the last critic's card was visible in the staff chat",
         _seconds(r.last_first_alert, lambda: r.projected(first_alerts_only=True)),
     )
     table.add_row(
-        f"until every staff message ({queued}: alerts + addenda) was visible",
+        f"until every card ({queued}) was visible",
         _seconds(r.all_staff, lambda: r.projected(first_alerts_only=False)),
     )
-    table.add_row("staff messages visible", f"{len(r.staff.seen)} of {queued}")
+    table.add_row("cards visible", f"{len(r.staff.seen)} of {queued}")
+    latencies = sorted(seen - r.t0 for seen in r.staff.seen.values())
+    if latencies:
+        median = statistics.median(latencies)
+        p99 = latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)]
+        table.add_row(
+            "card latency from the tap, median / p99 (cards visible)",
+            f"{median:.1f} s / {p99:.1f} s ({len(latencies)})",
+        )
     pace = r.pace
     table.add_row("observed staff chat pace", f"{pace * 60:.1f}/min" if pace is not None else "—")
     table.add_row(

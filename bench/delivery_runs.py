@@ -9,7 +9,7 @@ fast. Three runs:
 - :func:`run_answers`: N customers press a score at once, shipped defaults; answers per second until each
   sees their next step, against what Telegram allows for that load.
 - :func:`run_critic_burst`: N customers (most of them critics) answer the whole survey at once; when the
-  last survey completes, and when the staff group has every alert (it trickles at 20 a minute).
+  last survey completes, and when the staff group shows every critic's card (at 20 messages a minute).
 
 Every run also counts 429s (the fake's limiter and any 429 status at all) and checks that nothing was
 delivered twice.
@@ -62,7 +62,7 @@ from bench.scenarios import (
 )
 from bot.settings import Settings
 from storage.models import Answer, DeliveryStatus, OutboxMessage, SurveyDelivery, utcnow
-from storage.outbox import KIND_STAFF_ALERT
+from storage.outbox import KIND_CASE_CARD
 from storage.pacing import GROUP_CHAT_PACE
 from tests.fakes.bot_api_server import BucketLimit, FakeBotApi, FloodLimits
 
@@ -402,14 +402,14 @@ class StaffProgress:
     """The staff chat so far: which queued alerts are visible, and when each arrived."""
 
     queued: dict[str, str]
-    """Text of every staff message the bot queued -> its outbox dedupe key (``alert:<delivery>:<q>``)."""
+    """The head line of every case card the bot queued (``Fall #N: name (id)``) -> its outbox key."""
     seen: dict[str, float] = field(default_factory=dict)
-    """Text -> when the fake first accepted it."""
+    """Head line -> when the fake first accepted a message (the card) starting with it."""
 
     @property
     def first_alerts(self) -> list[str]:
-        """Texts of the critics' first alerts (for the score; the later ones are addenda)."""
-        return [text for text, key in self.queued.items() if key.endswith(":nps")]
+        """Head lines of the critics' cards: one card per critic, edited as the answers arrive."""
+        return list(self.queued)
 
     def seen_first_alerts(self) -> int:
         """How many critics' first alerts are visible."""
@@ -516,9 +516,9 @@ def run_critic_burst(
     if doubled:
         problems.append(f"{len(doubled)} messages delivered twice, e.g. {doubled[0]}")
     staff_texts = [c.text for c in whole if c.shows_message and c.chat_id == STAFF_CHAT]
-    strangers = [text for text in staff_texts if text not in staff.queued]
+    strangers = [text for text in staff_texts if text is not None and card_head(text) not in staff.queued]
     if strangers:
-        problems.append(f"{len(strangers)} staff messages the bot never queued, e.g. {strangers[0]!r}")
+        problems.append(f"{len(strangers)} staff messages that are no queued card, e.g. {strangers[0]!r}")
     return CriticBurstResult(
         customers=customers,
         critics=critics,
@@ -587,14 +587,19 @@ def _answer_until_thanked(
 
 
 def _queued_staff_messages(db: Database) -> dict[str, str]:
-    """Every staff message the bot queued, text -> dedupe key, in the order they were queued."""
+    """Every case card the bot queued, head line -> dedupe key, in the order they were queued."""
     with db.engine.connect() as connection:
         rows = connection.execute(
             sa.select(col(OutboxMessage.dedupe_key), col(OutboxMessage.payload))
-            .where(col(OutboxMessage.kind) == KIND_STAFF_ALERT)
+            .where(col(OutboxMessage.kind) == KIND_CASE_CARD)
             .order_by(col(OutboxMessage.id))
         ).all()
-    return {str(payload["text"]): str(key) for key, payload in rows}
+    return {card_head(str(payload["text"])): str(key) for key, payload in rows}
+
+
+def card_head(text: str) -> str:
+    """A card's first line: the case and the customer, the same in the card and in every edit of it."""
+    return text.split("\n", 1)[0]
 
 
 def _follow_staff(
@@ -606,7 +611,9 @@ def _follow_staff(
         run.bot.check_alive()
         for call in tail.poll():
             if call.shows_message and call.chat_id == STAFF_CHAT and call.text is not None:
-                staff.seen.setdefault(call.text, call.time)
+                head = card_head(call.text)
+                if head in staff.queued:
+                    staff.seen.setdefault(head, call.time)
         if on_progress is not None:
             on_progress(staff)
         if len(staff.seen) >= len(staff.queued) or time.monotonic() >= deadline:

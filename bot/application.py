@@ -31,13 +31,14 @@ from bot.settings import Settings
 from bot.telegram_http import AiohttpRequest
 from bot.update_worker import UpdateWorker
 from bot.webhook import use_polling, webhook_for
-from handlers import chat_member, customer_commands, customer_survey, customers
+from handlers import chat_member, customer_commands, customer_survey, customers, staff
 from handlers.context import BotApplication, BotContext, UpdateWork
 from handlers.errors import record_error
 from handlers.services import Services
 from storage.db import create_db_engine, unit_of_work
 from storage.migrate import upgrade_database
 from storage.models import TelegramUser, utcnow
+from surveys import sentiment
 from surveys.loader import POST_PURCHASE_SURVEY_ID, load_builtin_survey
 from surveys.texts import load_catalogue
 
@@ -75,6 +76,8 @@ def build_application(settings: Settings, services: Services) -> BotApplication:
     application.bot_data["services"] = services
     # Order matters: commands first, then survey answers, then the catch-alls that make sure every
     # message and button press still gets an answer.
+    # Staff first: in a private staff chat their replies to a card must not be taken for a customer's.
+    application.add_handlers(staff.handlers_for(settings))
     application.add_handlers(customer_commands.HANDLERS)
     application.add_handlers(customer_survey.HANDLERS)
     application.add_handlers(chat_member.HANDLERS)
@@ -138,6 +141,8 @@ class KundenpulsBot:
     async def start(self) -> None:
         """Migrate the database, connect to Telegram and start every part."""
         upgrade_database(self.engine)
+        # The language model and the lexicons (about a second), before the first comment waits for them.
+        sentiment.preload()
         # Webhook mode: Telegram posts to this same server, and each update is stored before the 200.
         webhook = webhook_for(self.settings, engine=self.engine, on_stored=self.worker.wake)
         http_app = build_http_app(
@@ -227,7 +232,7 @@ class KundenpulsBot:
         async with self._sweep_lock:
             # In a thread: a sweep over hundreds of due surveys must not hold up sending and answering.
             # The thread is waited for on stop (it must not hold a connection when the engine goes).
-            work = partial(jobs.start_due_surveys, self.engine, self.services, now=utcnow())
+            work = partial(jobs.sweep, self.engine, self.services, now=utcnow())
             future = asyncio.get_running_loop().run_in_executor(None, work)
             self._sweeps.add(future)
             future.add_done_callback(self._sweeps.discard)

@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     survey_commands = surveys.add_subparsers(dest="surveys_command", required=True, metavar="ACTION")
     check = survey_commands.add_parser("check", help="validate a survey definition file")
     check.add_argument("file", type=Path)
+    sentiment = commands.add_parser(
+        "sentiment",
+        help='score comments: JSON lines {"text": ..., "lang": "de"|"en"} in, one result each out',
+    )
+    sentiment.add_argument("file", nargs="?", type=Path, help="input file (default: standard input)")
     return parser
 
 
@@ -59,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=True)
     if args.command == "surveys":
         return _check_survey(args.file, console)
+    if args.command == "sentiment":
+        return _sentiment(args.file)
     try:
         # --webhook overrides WEBHOOK_URL and is validated like it; None would override it with "unset".
         overrides = {"webhook_url": args.webhook} if getattr(args, "webhook", None) is not None else {}
@@ -73,6 +80,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "import":
         return _import(settings, args.file, console)
     return _run(settings)
+
+
+def _sentiment(path: Path | None) -> int:
+    """Score JSON lines from ``path`` or standard input; needs no settings and no database."""
+    from surveys.sentiment.bulk import score_lines
+
+    try:
+        source = path.open(encoding="utf-8") if path is not None else sys.stdin
+    except OSError as error:
+        print(f"kundenpuls: cannot read {path}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    with source:
+        for line in score_lines(source):
+            print(line, flush=False)
+    sys.stdout.flush()
+    return EXIT_OK
 
 
 def _check_run_settings(settings: Settings) -> None:

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from handlers import conversation
+from handlers import case_followups as followups
+from handlers import cases, conversation
 from handlers.services import Services
 from storage.db import unit_of_work
 from storage.models import Customer, DeliveryStatus, SurveyDelivery, TelegramUser
@@ -57,3 +58,22 @@ def start_due_surveys(engine: Engine, services: Services, *, now: datetime) -> i
                 session.add(delivery)
         if len(rows) < _SWEEP_BATCH:
             return asked
+
+
+def refresh_stale_cards(engine: Engine, services: Services, *, now: datetime) -> int:
+    """Edit case cards that changed while their message was on its way; return how many were queued."""
+    with unit_of_work(engine) as session:
+        return cases.refresh_stale_cards(session, services, now=now)
+
+
+def case_followups(engine: Engine, services: Services, *, now: datetime) -> int:
+    """Escalations and recovery questions that are due (handlers/case_followups.py)."""
+    with unit_of_work(engine) as session:
+        return followups.run_due(session, services, now=now)
+
+
+def sweep(engine: Engine, services: Services, *, now: datetime) -> int:
+    """Everything the periodic sweep does; return how many messages it queued."""
+    queued = start_due_surveys(engine, services, now=now)
+    queued += refresh_stale_cards(engine, services, now=now)
+    return queued + case_followups(engine, services, now=now)

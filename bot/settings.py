@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.durations import parse_duration
@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///kundenpuls.db"
     staff_chat_id: int | None = None
     manager_chat_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    # Who may work on cases (take, reply, resolve). Empty: whoever presses a card's button in the staff
+    # chat, i.e. its members (set it for a public group, whose cards anyone can see).
+    staff_user_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    # A case nobody took within this is escalated once to MANAGER_CHAT_IDS; a taken one not resolved
+    # within ALERT_RESOLVE_WITHIN likewise. RECOVERY_CHECK_AFTER after Resolve the customer is asked once
+    # whether the problem was solved.
+    alert_escalate_after: Annotated[timedelta, NoDecode] = timedelta(hours=4)
+    alert_resolve_within: Annotated[timedelta, NoDecode] = timedelta(days=3)
+    recovery_check_after: Annotated[timedelta, NoDecode] = timedelta(days=1)
+    # A passive's or promoter's comment at or below this sentiment polarity opens a case for staff too.
+    negative_comment_threshold: float = Field(default=-0.3, ge=-1, le=0)
     ingest_api_key: SecretStr | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
@@ -96,18 +107,27 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
         return SecretStr(secret)
 
-    @field_validator("manager_chat_ids", mode="before")
+    @field_validator("manager_chat_ids", "staff_user_ids", mode="before")
     @classmethod
-    def _split_ids(cls, value: Any) -> Any:
+    def _split_ids(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
             parts = [part.strip() for part in value.split(",") if part.strip()]
+            what = "user" if info.field_name == "staff_user_ids" else "chat"
             try:
                 return tuple(int(part) for part in parts)
             except ValueError:
-                raise ValueError("must be Telegram chat ids separated by commas, such as 1234,5678") from None
+                message = f"must be Telegram {what} ids separated by commas, such as 1234,5678"
+                raise ValueError(message) from None
         return value
 
-    @field_validator("survey_delay", "sweep_interval", mode="before")
+    @field_validator(
+        "survey_delay",
+        "sweep_interval",
+        "alert_escalate_after",
+        "alert_resolve_within",
+        "recovery_check_after",
+        mode="before",
+    )
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         if isinstance(value, str):

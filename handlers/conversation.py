@@ -13,25 +13,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm.attributes import flag_modified
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from handlers import cases as cases_flow
 from handlers import messages
 from handlers.services import Services
 from storage import answers as stored_answers
-from storage import outbox, preload
+from storage import outbox
 from storage.answers import StoredAnswer
 from storage.models import (
     Customer,
     DeliveryStatus,
-    Purchase,
     SurveyDelivery,
     TelegramUser,
 )
-from storage.outbox import KIND_ANSWERED, KIND_QUESTION, KIND_STAFF_ALERT, KIND_THANKS, OutboundCall
+from storage.outbox import KIND_ANSWERED, KIND_QUESTION, KIND_THANKS, OutboundCall
+from surveys import sentiment
 from surveys.definition import AnswerValue, Question, QuestionType, SurveyDefinition
-from surveys.flow import answer_label, next_question
+from surveys.flow import next_question
 from surveys.languages import Language
 from surveys.nps import NpsCategory, classify
 
@@ -209,6 +209,9 @@ def record_answer(
         "text": None,
         "skipped": value is None,
         "nps_category": None,
+        "polarity": None,
+        "sentiment": None,
+        "text_language": None,
         "created_at": now,
     }
     if question.type in (QuestionType.NPS, QuestionType.RATING) and isinstance(value, int):
@@ -217,6 +220,10 @@ def record_answer(
         row["choice"] = value
     elif value is not None:
         row["text"] = str(value)
+        # The comment's own language decides how it is scored; the survey's only helps with "👍".
+        found = sentiment.score(row["text"], hint=delivery.language)
+        row["polarity"], row["sentiment"] = round(found.polarity, 4), found.label.value
+        row["text_language"] = found.language
     if question.type is QuestionType.NPS and isinstance(value, int):
         category = classify(value)
         row["nps_category"] = category.value
@@ -252,8 +259,12 @@ def record_answer(
             now=now,
         )
     if delivery.nps_category == NpsCategory.CRITIC.value:
-        _queue_staff_alert(
-            session, services, delivery=delivery, answers=answers, trigger=question, value=value, now=now
+        # The score opens the case; every later answer updates its one card.
+        cases_flow.case_for_answer(session, services, delivery=delivery, kind=cases_flow.KIND_CRITIC, now=now)
+    elif row["polarity"] is not None and row["polarity"] <= services.settings.negative_comment_threshold:
+        # A passive or promoter who writes something clearly negative needs an answer just as much.
+        cases_flow.case_for_answer(
+            session, services, delivery=delivery, kind=cases_flow.KIND_NEGATIVE_COMMENT, now=now
         )
 
     following = next_question(survey, answers)
@@ -297,77 +308,6 @@ def _answered_text(
         return None
     return messages.answered_text(
         services, survey=survey, question=after.question, value=after.value, lang=lang
-    )
-
-
-_CUSTOMER_AND_PURCHASE = (
-    select(Customer, Purchase)
-    .join(Purchase, sa.and_(col(Purchase.id) == sa.bindparam("purchase_id")))
-    .where(col(Customer.id) == sa.bindparam("customer_id"))
-)
-"""Who and what a staff alert is about; built once, as every critic's answer runs it."""
-
-
-def _customer_and_purchase(session: Session, delivery: SurveyDelivery) -> tuple[Customer, Purchase]:
-    group = preload.group_of(session)
-    loaded = group.deliveries.get(_id(delivery.id)) if group is not None else None
-    if loaded is not None:
-        return loaded[1], loaded[2]
-    customer, purchase = session.exec(
-        _CUSTOMER_AND_PURCHASE,
-        params={"customer_id": delivery.customer_id, "purchase_id": delivery.purchase_id},
-    ).one()
-    return customer, purchase
-
-
-def _queue_staff_alert(
-    session: Session,
-    services: Services,
-    *,
-    delivery: SurveyDelivery,
-    answers: dict[str, AnswerValue],
-    trigger: Question,
-    value: AnswerValue,
-    now: datetime,
-) -> None:
-    """Queue the alert for a critic's score, and a follow-up for each later answer that adds detail."""
-    if trigger.type is not QuestionType.NPS and value is None:
-        return  # a skipped comment adds nothing staff need to hear about
-    survey = services.survey(delivery.survey_id)
-    staff_lang = services.settings.default_language
-    customer, purchase = _customer_and_purchase(session, delivery)
-    reason = comment = None
-    for question in survey.questions:
-        if question.id == survey.first_question().id or question.id not in answers:
-            continue
-        label = answer_label(question, answers[question.id], staff_lang)
-        if label is None:
-            continue
-        if question.type is QuestionType.TEXT:
-            comment = label if comment is None else f"{comment}\n{label}"
-        else:
-            reason = label if reason is None else f"{reason}, {label}"
-    text = messages.staff_alert_text(
-        services,
-        customer_name=customer.name,
-        customer_id=customer.external_id,
-        order_id=purchase.order_id,
-        score=delivery.nps_score if delivery.nps_score is not None else -1,
-        reason=reason,
-        comment=comment,
-        follow_up=trigger.type is not QuestionType.NPS,
-    )
-    outbox.enqueue(
-        session,
-        OutboundCall(
-            dedupe_key=f"alert:{delivery.id}:{trigger.id}",
-            kind=KIND_STAFF_ALERT,
-            method="sendMessage",
-            chat_id=services.settings.staff_chat_id,
-            payload={"text": text, "parse_mode": "HTML"},
-            delivery_id=delivery.id,
-        ),
-        now=now,
     )
 
 

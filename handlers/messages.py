@@ -1,4 +1,4 @@
-"""Bot API payloads for everything the bot says: survey questions, answered questions, replies, alerts.
+"""Bot API payloads for what the bot says to customers: survey questions, answered questions, replies.
 
 Payloads are plain JSON-ready dicts because they are stored in the outbox before they are sent. All
 messages use HTML parse mode, so every text that did not come from our own catalogue is escaped here.
@@ -152,43 +152,6 @@ def language_keyboard(services: Services) -> dict[str, Any]:
     }
 
 
-def staff_alert_text(
-    services: Services,
-    *,
-    customer_name: str | None,
-    customer_id: str,
-    order_id: str,
-    score: int,
-    reason: str | None,
-    comment: str | None,
-    follow_up: bool,
-) -> str:
-    """Return the HTML alert for the staff chat (the catalogue escapes what the customer wrote)."""
-    lang = services.settings.default_language
-    lines = []
-    if follow_up:
-        lines.append(services.text(lang, "staff_alert_update"))
-    lines.append(
-        services.text(
-            lang,
-            "staff_alert_critic",
-            name=customer_name or "—",
-            customer_id=customer_id,
-            score=score,
-            order_id=order_id,
-        )
-    )
-    if reason:
-        lines.append(services.text(lang, "staff_alert_reason", reason=reason))
-    if comment:
-        lines.append(
-            services.text(
-                lang, "staff_alert_comment", comment=_preview(comment, 3000)
-            )
-        )
-    return "\n".join(lines)
-
-
 def _preview(text: str, limit: int = _COMMENT_PREVIEW) -> str:
-    """Shorten long free text so an edited question or an alert stays well within 4096 characters."""
+    """Shorten long free text so an edited question stays well within 4096 characters."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -2,9 +2,10 @@
 
 The update worker handles several updates in one transaction (bot/update_worker.py). Before their
 handlers run, this loads in one go the rows those handlers look up one by one: each sender's Telegram
-user and, for survey buttons, the delivery the button names, with its customer, purchase and answers
-(storage/preload.py explains how the lookups use them). What a button claims is still checked by the
-handler against these rows, exactly as against rows it had queried itself.
+user and, for survey buttons, the delivery the button names, with its customer, purchase and answers,
+and the message that asks its open question (storage/preload.py explains how the lookups use them).
+What a button claims is still checked by the handler against these rows, exactly as against rows it
+had queried itself.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 from sqlmodel import Session
 from telegram import Update
 
-from handlers import messages
-from storage import answers, preload
+from handlers import conversation, messages
+from storage import answers, outbox, preload
 
 
 def person_of(update: Update) -> int | None:
@@ -38,3 +39,9 @@ def load_for(session: Session, group: preload.GroupRows, updates: Sequence[Updat
             delivery_ids.add(parsed[0])
     found = preload.load(session, group, user_ids=user_ids, delivery_ids=delivery_ids)
     answers.load_answers(session, group, found)
+    asked = []
+    for delivery_id in found:
+        loaded = group.deliveries.get(delivery_id)
+        if loaded is not None and loaded[0].current_question_id is not None:
+            asked.append(conversation.question_key(loaded[0], loaded[0].current_question_id))
+    outbox.load_message_ids(session, group, asked)

@@ -19,7 +19,14 @@ from storage.preload import GroupRows, group_of
 
 _TABLE: sa.Table = Answer.__table__  # type: ignore[attr-defined]
 _INSERT = sa.insert(_TABLE)
-_COLUMNS = (_TABLE.c.question_id, _TABLE.c.score, _TABLE.c.choice, _TABLE.c.text, _TABLE.c.skipped)
+_COLUMNS = (
+    _TABLE.c.question_id,
+    _TABLE.c.score,
+    _TABLE.c.choice,
+    _TABLE.c.text,
+    _TABLE.c.skipped,
+    _TABLE.c.sentiment,
+)
 _OF_DELIVERY = sa.select(*_COLUMNS).where(_TABLE.c.delivery_id == sa.bindparam("delivery_id"))
 _OF_DELIVERIES = sa.select(_TABLE.c.delivery_id, *_COLUMNS).where(
     _TABLE.c.delivery_id.in_(sa.bindparam("delivery_ids", expanding=True))
@@ -34,6 +41,8 @@ class StoredAnswer(NamedTuple):
     choice: str | None
     text: str | None
     skipped: bool
+    sentiment: str | None = None
+    """negative, neutral or positive for a comment (surveys/sentiment); None for other answers."""
 
 
 def answers_of(session: Session, delivery_id: int) -> list[StoredAnswer]:
@@ -67,7 +76,12 @@ def insert_answer(session: Session, values: dict[str, Any]) -> None:
     if group is not None and delivery_id in group.answers:
         group.answers[delivery_id].append(
             StoredAnswer(
-                values["question_id"], values["score"], values["choice"], values["text"], values["skipped"]
+                values["question_id"],
+                values["score"],
+                values["choice"],
+                values["text"],
+                values["skipped"],
+                values.get("sentiment"),
             )
         )
         group.new_answers.append(values)

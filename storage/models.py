@@ -166,7 +166,80 @@ class Answer(SQLModel, table=True):
     text: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     skipped: bool = Field(default=False)
     nps_category: str | None = Field(default=None, max_length=10)
+    polarity: float | None = Field(default=None)
+    """Sentiment of a free-text answer in [-1, 1] (surveys/sentiment); None for other answers."""
+    sentiment: str | None = Field(default=None, max_length=10)
+    """negative, neutral or positive, from ``polarity``."""
+    text_language: str | None = Field(default=None, max_length=8)
+    """The language the comment was written in (detected), which decided how it was scored."""
     created_at: datetime = _ts(index=True)
+
+
+class CaseStatus(enum.StrEnum):
+    """Where a case stands: nobody took it yet, somebody has it, or it was resolved."""
+
+    OPEN = "open"
+    TAKEN = "taken"
+    RESOLVED = "resolved"
+
+
+class Case(SQLModel, table=True):
+    """A customer the staff must get back to (a critic, a clearly negative comment), and how it went.
+
+    One per survey delivery (unique ``delivery_id``), so a replayed answer never opens a second one. The
+    card in the staff chat shows it; ``card_version`` counts its renderings, so an edit queued for an
+    older one is known to be superseded.
+    """
+
+    __tablename__ = "cases"
+    __table_args__ = (sa.Index("ix_cases_status_opened", "status", "opened_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    delivery_id: int | None = Field(
+        default=None, foreign_key="survey_deliveries.id", sa_column_kwargs={"unique": True}
+    )
+    kind: str = Field(max_length=20)
+    status: str = Field(default=CaseStatus.OPEN, max_length=12)
+    opened_at: datetime = _ts()
+    assignee_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    assignee_name: str | None = Field(default=None, max_length=128)
+    taken_at: datetime | None = _ts(nullable=True)
+    resolved_by_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    resolved_by_name: str | None = Field(default=None, max_length=128)
+    resolved_at: datetime | None = _ts(nullable=True)
+    resolution_note: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    replying_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    """The staff member who pressed Reply: their next reply to the card goes to the customer."""
+    replying_name: str | None = Field(default=None, max_length=128)
+    awaiting_customer: bool = Field(default=False)
+    """The shop wrote to the customer: what the customer writes next goes back into the case."""
+    escalated_untaken_at: datetime | None = _ts(nullable=True)
+    """When managers were told nobody took the case in time (ALERT_ESCALATE_AFTER); once per case."""
+    escalated_unresolved_at: datetime | None = _ts(nullable=True)
+    """When managers were told the taken case was not resolved in time (ALERT_RESOLVE_WITHIN)."""
+    recovery_asked_at: datetime | None = _ts(nullable=True)
+    """When the customer was asked whether the problem was solved (RECOVERY_CHECK_AFTER after Resolve)."""
+    recovered: bool | None = Field(default=None)
+    """Their answer: solved or not; None while unanswered."""
+    recovery_answered_at: datetime | None = _ts(nullable=True)
+    card_version: int = Field(default=0)
+    card_stale: bool = Field(default=False)
+    """The card changed while its message was on its way; the sweep edits it once it has an id."""
+
+
+class CaseEvent(SQLModel, table=True):
+    """Everything that happened to a case, with who did it and when (opened, taken, replied, ...)."""
+
+    __tablename__ = "case_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    at: datetime = _ts()
+    actor_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    actor_name: str | None = Field(default=None, max_length=128)
+    action: str = Field(max_length=24)
+    text: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -9,6 +9,7 @@ same row at once, and a crashed sender's rows are picked up again when its lease
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from storage.models import (
     utcnow,
 )
 from storage.pacing import Pace, chat_pace
-from storage.preload import group_of, write_pending
+from storage.preload import GroupRows, group_of, write_pending
 from storage.upsert import insert_ignoring_duplicates, upsert
 
 KIND_QUESTION = "survey_question"
@@ -35,11 +36,17 @@ KIND_THANKS = "survey_thanks"
 KIND_REPLY = "reply"
 KIND_STAFF_ALERT = "staff_alert"
 KIND_CLOSED = "survey_closed"  # buttons taken off an open question after /stop
-CUSTOMER_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS, KIND_REPLY)
+KIND_CASE_CARD = "case_card"
+KIND_CASE_EDIT = "case_card_edit"
+KIND_CASE_MESSAGE = "case_message"  # a customer's message relayed into the staff chat
+KIND_ESCALATION = "case_escalation"  # to a manager chat
+KIND_RECOVERY = "recovery_check"  # "is the problem solved?" to the customer
+KIND_SETUP = "setup_reply"  # the STAFF_CHAT_ID line, in the group that asked (not moved with the staff chat)
+CUSTOMER_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS, KIND_REPLY, KIND_RECOVERY)
 SURVEY_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS)
 STEP_KINDS = (KIND_QUESTION, KIND_THANKS)
 """Rows that carry a survey step; when they edit a message that is gone, they are sent anew."""
-STAFF_KINDS = (KIND_STAFF_ALERT,)
+STAFF_KINDS = (KIND_STAFF_ALERT, KIND_CASE_CARD, KIND_CASE_EDIT, KIND_CASE_MESSAGE)
 """Rows for the staff chat: they wait while it is unreachable, they never fail for good."""
 UNSENT_STATUSES = (OutboxStatus.PENDING, OutboxStatus.BLOCKED, OutboxStatus.AWAITING_CONTACT)
 
@@ -81,6 +88,72 @@ def enqueue(session: Session, call: OutboundCall, *, now: datetime | None = None
         return
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
     insert_ignoring_duplicates(session, table, [row], conflict_columns=["dedupe_key"])
+
+
+def keep_current(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    chat_id: int | None,
+    payload: dict[str, Any],
+    version: int,
+    delivery_id: int | None,
+    now: datetime,
+    force: bool = False,
+) -> bool:
+    """Show ``payload`` as one message that is kept current; return False if it could not be yet.
+
+    - Not queued yet: queue it (``sendMessage`` under ``key``).
+    - Queued and waiting: its row takes the new payload, so only the latest state goes out.
+    - Sent: an edit is queued (``editMessageText``, under ``key:edit:version``) unless the message shows
+      this payload already (``force`` edits anyway), and edits still waiting for older states are
+      cancelled.
+    - On its way (leased by a sender): the row takes the new payload, for a retry, and False tells the
+      caller to edit once the message has its id, because the send may succeed with the old state.
+    """
+    write_pending(session)
+    row = session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == key)).first()
+    if row is None:
+        enqueue(session, OutboundCall(key, kind, "sendMessage", chat_id, payload, delivery_id), now=now)
+        return True
+    unchanged = row.payload == payload
+    if not unchanged:
+        row.payload = payload
+        session.add(row)
+    if row.status == OutboxStatus.SENT.value and row.sent_message_id is not None:
+        if unchanged and not force:
+            return True
+        _cancel_waiting_edits(session, key, now=now)
+        edit = {**payload, "message_id": int(row.sent_message_id)}
+        edit_kind = KIND_CASE_EDIT if kind == KIND_CASE_CARD else kind
+        edit_call = OutboundCall(
+            f"{key}:edit:{version}", edit_kind, "editMessageText", row.chat_id, edit, delivery_id
+        )
+        enqueue(session, edit_call, now=now)
+        return True
+    in_flight = row.locked_until is not None and row.locked_until > now
+    return not in_flight
+
+
+def _cancel_waiting_edits(session: Session, key: str, *, now: datetime) -> None:
+    """Cancel edits for older states that no sender holds: the new edit shows everything they would."""
+    session.execute(
+        sa.update(OutboxMessage)
+        .where(col(OutboxMessage.dedupe_key).startswith(f"{key}:edit:"))
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+        .where(sa.or_(col(OutboxMessage.locked_until).is_(None), col(OutboxMessage.locked_until) <= now))
+        .values(status=OutboxStatus.CANCELLED.value)
+    )
+
+
+def sent_message_id(session: Session, key: str) -> int | None:
+    """The Telegram message a sent row became (None while it is unsent)."""
+    write_pending(session)
+    found = session.exec(
+        select(OutboxMessage.sent_message_id).where(col(OutboxMessage.dedupe_key) == key)
+    ).first()
+    return int(found) if found is not None else None
 
 
 BOT_BUDGET = "bot"
@@ -325,15 +398,37 @@ def message_id_of(session: Session, dedupe_key: str) -> int | None:
     An edit names its message before it is sent, so the message is known even while the edit waits
     for its chat's pace or its outcome is still to be written.
     """
+    group = group_of(session)
+    if group is not None and dedupe_key in group.message_ids:
+        return group.message_ids[dedupe_key]
     write_pending(session)
     row = session.exec(
         select(OutboxMessage.sent_message_id, OutboxMessage.method, OutboxMessage.payload).where(
             col(OutboxMessage.dedupe_key) == dedupe_key
         )
     ).first()
-    if row is None:
-        return None
-    sent, method, payload = row
+    return _shown_in(*row) if row is not None else None
+
+
+def load_message_ids(session: Session, group: GroupRows, keys: list[str]) -> None:
+    """Load into a group the messages these outbox keys show in, in one statement."""
+    wanted = [key for key in keys if key not in group.message_ids]
+    if not wanted:
+        return
+    group.message_ids.update(dict.fromkeys(wanted))
+    rows = session.execute(
+        sa.select(
+            col(OutboxMessage.dedupe_key),
+            col(OutboxMessage.sent_message_id),
+            col(OutboxMessage.method),
+            col(OutboxMessage.payload),
+        ).where(col(OutboxMessage.dedupe_key).in_(wanted))
+    ).all()
+    for key, sent, method, payload in rows:
+        group.message_ids[key] = _shown_in(sent, method, payload)
+
+
+def _shown_in(sent: int | None, method: str, payload: Mapping[str, Any]) -> int | None:
     if sent is not None:
         return int(sent)
     edited = payload.get("message_id") if method.startswith("edit") else None

@@ -53,6 +53,8 @@ class GroupRows:
     """Deliveries with their customer and purchase, by delivery id; None: no such delivery."""
     answers: dict[int, list[StoredAnswer]] = field(default_factory=dict)
     """Every answer of each loaded delivery, those of this group included."""
+    message_ids: dict[str, int | None] = field(default_factory=dict)
+    """The Telegram message each loaded outbox key shows in (``storage.outbox.message_id_of``)."""
     new_answers: list[dict[str, Any]] = field(default_factory=list)
     new_outbox: list[dict[str, Any]] = field(default_factory=list)
 

@@ -145,7 +145,7 @@ class TestChatsThatChange:
             await env.bot.sender.drain()
             with Session(env.engine) as session:
                 chats = set(
-                    session.exec(select(OutboxMessage.chat_id).where(OutboxMessage.kind == "staff_alert"))
+                    session.exec(select(OutboxMessage.chat_id).where(OutboxMessage.kind == "case_card"))
                 )
         assert chats == {supergroup}
         assert env.api.messages_to(STAFF_CHAT) == []
@@ -170,7 +170,7 @@ class TestChatsThatChange:
             await env.bot.sender.drain()
             health = (await env.http.get("/healthz")).json()
             with Session(env.engine) as session:
-                alert = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "staff_alert")).one()
+                alert = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "case_card")).one()
                 assert alert.status == "pending"
             assert health["staff_chat"]["reachable"] is False
             assert health["staff_chat"]["queued"] == 1
@@ -210,7 +210,7 @@ class TestChatsThatChange:
             assert len(env.api.messages_to(STAFF_CHAT)) == 1
             with Session(env.engine) as session:
                 statuses = set(
-                    session.exec(select(OutboxMessage.status).where(OutboxMessage.kind == "staff_alert"))
+                    session.exec(select(OutboxMessage.status).where(OutboxMessage.kind == "case_card"))
                 )
         assert statuses == {"sent"}
 

@@ -10,7 +10,7 @@ from tests.fakes.bot_api_server import FakeUser
 
 class TestCriticPath:
     async def test_critic_answers_are_stored_classified_and_alerted(self, database_url: str) -> None:
-        """A critic's score, reason and comment are stored once each and staff hear about all of them."""
+        """A critic's score, reason and comment are stored once each; staff see all of them on one card."""
         async with running_bot(database_url) as env:
             anna = FakeUser(id=5001, first_name="Anna <B&B>", language_code="de")
             question = await env.customer_with_survey(anna)
@@ -23,7 +23,9 @@ class TestCriticPath:
             alert = await env.api.wait_for_message(STAFF_CHAT)
             # The fake parses HTML as Telegram does: the name shows as typed, so it was escaped.
             assert "Anna <B&B>" in alert["text"] and "3/10" in alert["text"] and "A-1" in alert["text"]
-            await env.api.wait_for_message(STAFF_CHAT, lambda m: "zu spät" in m["text"])
+            await env.api.wait_until(lambda: any("zu spät" in t for t in env.api.sent_texts(STAFF_CHAT)))
+            (card,) = env.api.messages_to(STAFF_CHAT)
+            assert "Lieferung" in card["text"] and "Anna <B&B>" in card["text"]
 
             answers = env.answers()
             assert [(a.question_id, a.score, a.choice, a.text) for a in answers] == [

@@ -155,6 +155,25 @@ class TestFailingHandler:
             assert "/language" in (await env.api.wait_for_message(MALLORY.id))["text"]
 
 
+class TestButtonsOnTheirOwnMessage:
+    async def test_a_survey_button_counts_only_on_the_message_that_asks_the_question(
+        self, database_url: str
+    ) -> None:
+        """The right data pressed on another message (the welcome) is refused: no answer, no case."""
+        async with running_bot(database_url) as env:
+            question = await env.customer_with_survey(ANNA)
+            welcome = env.api.messages_to(ANNA.id)[0]
+            assert welcome["message_id"] != question["message_id"]
+            await env.bot.sender.drain()  # the question's message id is written with its send's outcome
+            env.api.user_presses_button(ANNA, welcome, button(question, "0"), require_button=False)
+            await _all_queries_answered(env, 1)
+            assert "nicht mehr gültig" in str(env.api.callback_answers[0].get("text"))
+            env.api.user_presses_button(ANNA, question, button(question, "9"))
+            await env.next_step(question)
+            assert [(a.question_id, a.score) for a in env.answers()] == [("nps", 9)]
+            assert env.api.messages_to(STAFF_CHAT) == []
+
+
 class TestUntrustedText:
     async def test_markup_in_names_order_ids_and_answers_shows_as_typed(self, database_url: str) -> None:
         """The catalogue escapes every parameter: Telegram accepts the alert and shows what was typed."""

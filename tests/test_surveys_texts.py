@@ -35,10 +35,13 @@ SEEDED_KEYS = {
     "text_empty": set(),
     "unknown_message": set(),
     "choose_with_buttons": set(),
-    "staff_alert_critic": {"name", "customer_id", "score", "order_id"},
-    "staff_alert_reason": {"reason"},
-    "staff_alert_comment": {"comment"},
-    "staff_alert_update": set(),
+    "case_card_head": {"icon", "case_id", "name", "customer_id"},
+    "case_card_score": {"score", "category"},
+    "case_card_reason": {"reason"},
+    "case_card_comment": {"sentiment", "comment"},
+    "case_card_order": {"order_id", "amount", "date"},
+    "case_reply_to_customer": {"text"},
+    "case_customer_message": {"case_id", "name", "text"},
     "error_generic": set(),
     "commands_start": set(),
     "commands_help": set(),
@@ -87,11 +90,11 @@ class TestShippedCatalogue:
                 assert catalogue.text(language, key, **params)
 
     def test_texts_are_safe_telegram_html(self) -> None:
-        """Only <b> tags are used; a bare < or & would make Telegram reject the message."""
+        """Only <b> and <code> tags are used; a bare < or & would make Telegram reject the message."""
         catalogue = load_catalogue()
         for language in SUPPORTED_LANGUAGES:
             for key in catalogue.text_keys():
-                text = re.sub(r"</?b>", "", catalogue.raw(language, key))
+                text = re.sub(r"</?(?:b|code)>", "", catalogue.raw(language, key))
                 assert not re.search(r"[<>]|&(?!(?:lt|gt|amp|quot);)", text), (language, key)
 
     def test_toasts_fit_into_a_callback_answer(self) -> None:
@@ -127,7 +130,7 @@ class TestShippedCatalogue:
         """German and English are actually translated (names of languages excepted)."""
         catalogue = load_catalogue()
         same = {key for key in catalogue.text_keys() if catalogue.raw("de", key) == catalogue.raw("en", key)}
-        assert same == {"language_name_de", "language_name_en"}
+        assert same == {"language_name_de", "language_name_en", "sentiment_neutral"}
 
     def test_load_catalogue_is_cached(self) -> None:
         """The files are read once and the catalogue shared."""

@@ -1226,6 +1226,36 @@ class FakeBotApi:
         self._user_messages[(user.id, message["message_id"])] = message
         return self.enqueue_update({"message": message})
 
+    def user_writes_in_group(
+        self,
+        user: FakeUser,
+        chat_id: int,
+        text: str,
+        *,
+        reply_to: Mapping[str, Any] | None = None,
+        title: str = "Team",
+    ) -> JsonDict:
+        """The user writes ``text`` in a group (a supergroup when the id starts with -100), optionally as a
+        reply to a message there, which the update carries as it is stored now (edits applied)."""
+        self._users[user.id] = user
+        kind = "supergroup" if str(chat_id).startswith("-100") else "group"
+        message: JsonDict = {
+            "message_id": self._new_message_id(chat_id),
+            "from": user.to_dict(),
+            "chat": {"id": chat_id, "type": kind, "title": title},
+            "date": int(time.time()),
+            "text": text,
+        }
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
+        if reply_to is not None:
+            current = self._messages.get((chat_id, int(reply_to["message_id"]))) or dict(reply_to)
+            message["reply_to_message"] = {
+                k: v for k, v in copy.deepcopy(current).items() if k != "reply_to_message"
+            }
+        return self.enqueue_update({"message": message})
+
     def user_presses_button(
         self,
         user: FakeUser,

@@ -1,0 +1,180 @@
+"""Cases for staff: opening one per delivery, what it records, and the figures its card shows.
+
+A case is opened in the same transaction as the answer that calls for it, so a crash can lose neither;
+the unique ``delivery_id`` makes a replayed answer find the case it opened instead of a second one.
+Every staff action is a :class:`~storage.models.CaseEvent` with who did it and when.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlmodel import Session, col, func, select
+
+from storage.models import Case, CaseEvent, CaseStatus, Purchase, SurveyDelivery
+
+REVENUE_WINDOW = timedelta(days=365)
+"""The trailing window of a customer's revenue: the seed texts' "last 12 months"."""
+
+
+def case_of_delivery(session: Session, delivery_id: int) -> Case | None:
+    """The case a delivery opened, if any."""
+    return session.exec(select(Case).where(col(Case.delivery_id) == delivery_id)).first()
+
+
+def open_case(
+    session: Session, *, customer_id: int, delivery_id: int | None, kind: str, now: datetime
+) -> Case:
+    """Open a case (flushed, so it has its id) and record the event."""
+    case = Case(customer_id=customer_id, delivery_id=delivery_id, kind=kind, opened_at=now)
+    session.add(case)
+    session.flush()
+    record_event(session, case, action="opened", at=now)
+    return case
+
+
+def record_event(
+    session: Session,
+    case: Case,
+    *,
+    action: str,
+    at: datetime,
+    actor_id: int | None = None,
+    actor_name: str | None = None,
+    text: str | None = None,
+) -> None:
+    """Store what happened to a case, by whom and when."""
+    session.add(
+        CaseEvent(
+            case_id=_id(case.id), at=at, actor_id=actor_id, actor_name=actor_name, action=action, text=text
+        )
+    )
+
+
+def events_of(session: Session, case_id: int) -> list[CaseEvent]:
+    """A case's events, oldest first."""
+    return list(
+        session.exec(
+            select(CaseEvent).where(col(CaseEvent.case_id) == case_id).order_by(col(CaseEvent.id))
+        ).all()
+    )
+
+
+def get_case(session: Session, case_id: int, *, lock: bool = False) -> Case | None:
+    """A case by id; ``lock`` takes its row (PostgreSQL) so two staff presses take turns."""
+    statement = select(Case).where(col(Case.id) == case_id)
+    if lock:
+        statement = statement.with_for_update()
+    return session.exec(statement).first()
+
+
+def unresolved(session: Session, *, limit: int = 50) -> list[Case]:
+    """Cases not yet resolved, oldest first (``/open``)."""
+    return list(
+        session.exec(
+            select(Case)
+            .where(col(Case.status) != CaseStatus.RESOLVED.value)
+            .order_by(col(Case.opened_at), col(Case.id))
+            .limit(limit)
+        ).all()
+    )
+
+
+def awaiting_customer(session: Session, customer_ids: list[int]) -> Case | None:
+    """The newest unresolved case whose customer the shop wrote to, for any of these customers."""
+    if not customer_ids:
+        return None
+    return session.exec(
+        select(Case)
+        .where(col(Case.customer_id).in_(customer_ids))
+        .where(col(Case.awaiting_customer).is_(True))
+        .where(col(Case.status) != CaseStatus.RESOLVED.value)
+        .order_by(col(Case.id).desc())
+    ).first()
+
+
+def stale_cards(session: Session, *, limit: int = 100) -> list[Case]:
+    """Cases whose card changed while its message was on its way (the sweep edits them)."""
+    return list(session.exec(select(Case).where(col(Case.card_stale).is_(True)).limit(limit)).all())
+
+
+@dataclass(frozen=True)
+class CustomerValue:
+    """What a card says about the customer's worth: purchases, the trailing year's revenue, Pareto."""
+
+    purchases: int
+    revenue: Decimal
+    """Revenue of the last 12 months."""
+    top_customers: bool
+    """Among the shop's top 20 % of customers by that revenue."""
+    previous_scores: list[int]
+    """NPS scores of their earlier surveys, newest first."""
+
+
+TOP_SHARE = Decimal("0.2")
+"""The Pareto share: 80 % of revenue comes from 20 % of customers (the seed texts)."""
+
+
+def customer_value(
+    session: Session, *, customer_id: int, delivery_id: int | None, now: datetime
+) -> CustomerValue:
+    """Purchases, 12-month revenue, whether that puts them in the top 20 %, and their earlier scores."""
+    since = now - REVENUE_WINDOW
+    purchases = session.exec(
+        select(func.count()).select_from(Purchase).where(col(Purchase.customer_id) == customer_id)
+    ).one()
+    revenue_by_customer = (
+        select(Purchase.customer_id, func.coalesce(func.sum(Purchase.amount), 0).label("revenue"))
+        .where(col(Purchase.purchased_at) >= since)
+        .group_by(col(Purchase.customer_id))
+        .subquery()
+    )
+    revenue = Decimal(
+        session.exec(
+            select(func.coalesce(func.sum(Purchase.amount), 0))
+            .where(col(Purchase.customer_id) == customer_id)
+            .where(col(Purchase.purchased_at) >= since)
+        ).one()
+        or 0
+    )
+    paying, at_least = session.exec(
+        select(
+            func.count().filter(revenue_by_customer.c.revenue > 0),
+            func.count().filter(revenue_by_customer.c.revenue >= revenue),
+        ).select_from(revenue_by_customer)
+    ).one()
+    previous = session.exec(
+        select(SurveyDelivery.nps_score)
+        .where(col(SurveyDelivery.customer_id) == customer_id)
+        .where(col(SurveyDelivery.nps_score).is_not(None))
+        .where(col(SurveyDelivery.id) != (delivery_id if delivery_id is not None else -1))
+        .order_by(col(SurveyDelivery.id).desc())
+        .limit(5)
+    ).all()
+    return CustomerValue(
+        purchases=int(purchases),
+        revenue=revenue,
+        top_customers=in_top_share(at_least=int(at_least), paying=int(paying), revenue=revenue),
+        previous_scores=[int(score) for score in previous if score is not None],
+    )
+
+
+def in_top_share(*, at_least: int, paying: int, revenue: Decimal, share: Decimal = TOP_SHARE) -> bool:
+    """Whether a customer is among the top ``share`` of the ``paying`` customers by revenue.
+
+    ``at_least`` counts the customers with as much revenue or more, themselves included, so customers
+    who all spent the same are not all "top": nobody stands out. At least one customer counts as the
+    top, so a shop with four customers still has one.
+    """
+    if revenue <= 0 or paying <= 0:
+        return False
+    top = max(1, int((Decimal(paying) * share).to_integral_value(rounding="ROUND_CEILING")))
+    return at_least <= top
+
+
+def _id(value: int | None) -> int:
+    if value is None:
+        raise RuntimeError("case without id")
+    return value
