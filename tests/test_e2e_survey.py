@@ -87,9 +87,9 @@ class TestOtherPaths:
             question = await env.customer_with_survey(anna)
             env.api.user_presses_button(anna, question, button(question, "8"))
             await env.next_step(question)
-            env.api.user_sends_text(anna, "x" * 1001)
+            env.api.user_sends_text(anna, "x" * 4001)
             refusal = await env.api.wait_for_message(anna.id)
-            assert "1000" in refusal["text"]
+            assert "4000" in refusal["text"]
             env.api.user_sends_text(anna, "Schnellerer Versand")
             await env.api.wait_for_message(anna.id, lambda m: "Dank" in m["text"])
             assert [(a.question_id, a.text) for a in env.answers()] == [
