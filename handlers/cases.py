@@ -34,16 +34,24 @@ def case_for_answer(
 ) -> Case:
     """The delivery's case, opened now if this answer is the first to call for one; its card is current."""
     case = cases.case_of_delivery(session, _id(delivery.id))
+    opened = case is None
     if case is None:
         case = cases.open_case(
             session, customer_id=delivery.customer_id, delivery_id=delivery.id, kind=kind, now=now
         )
-    show_card(session, services, case, now=now)
+    # A case opened just now has no card and no exchange yet: nothing to look up for either.
+    show_card(session, services, case, now=now, last_exchange="" if opened else None, new=opened)
     return case
 
 
 def show_card(
-    session: Session, services: Services, case: Case, *, now: datetime, last_exchange: str | None = None
+    session: Session,
+    services: Services,
+    case: Case,
+    *,
+    now: datetime,
+    last_exchange: str | None = None,
+    new: bool = False,
 ) -> None:
     """Render the card and queue it (or its edit); a card on its way is edited by the sweep later."""
     facts = _facts(session, services, case, now=now, last_exchange=last_exchange)
@@ -58,6 +66,7 @@ def show_card(
         delivery_id=case.delivery_id,
         now=now,
         force=case.card_stale,
+        new=new,
     )
     case.card_stale = not shown
     session.add(case)

@@ -7,6 +7,7 @@ Every staff action is a :class:`~storage.models.CaseEvent` with who did it and w
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -125,12 +126,6 @@ def customer_value(
     purchases = session.exec(
         select(func.count()).select_from(Purchase).where(col(Purchase.customer_id) == customer_id)
     ).one()
-    revenue_by_customer = (
-        select(Purchase.customer_id, func.coalesce(func.sum(Purchase.amount), 0).label("revenue"))
-        .where(col(Purchase.purchased_at) >= since)
-        .group_by(col(Purchase.customer_id))
-        .subquery()
-    )
     revenue = Decimal(
         session.exec(
             select(func.coalesce(func.sum(Purchase.amount), 0))
@@ -139,12 +134,8 @@ def customer_value(
         ).one()
         or 0
     )
-    paying, at_least = session.exec(
-        select(
-            func.count().filter(revenue_by_customer.c.revenue > 0),
-            func.count().filter(revenue_by_customer.c.revenue >= revenue),
-        ).select_from(revenue_by_customer)
-    ).one()
+    ranking = _revenue_ranking(session, since)
+    at_least = len(ranking) - bisect.bisect_left(ranking, revenue)
     previous = session.exec(
         select(SurveyDelivery.nps_score)
         .where(col(SurveyDelivery.customer_id) == customer_id)
@@ -156,9 +147,33 @@ def customer_value(
     return CustomerValue(
         purchases=int(purchases),
         revenue=revenue,
-        top_customers=in_top_share(at_least=int(at_least), paying=int(paying), revenue=revenue),
+        top_customers=in_top_share(at_least=at_least, paying=len(ranking), revenue=revenue),
         previous_scores=[int(score) for score in previous if score is not None],
     )
+
+
+_RANKING_KEY = "kundenpuls.revenue_ranking"
+
+
+def _revenue_ranking(session: Session, since: datetime) -> list[Decimal]:
+    """Every paying customer's revenue since ``since``, ascending; read once per transaction.
+
+    A burst of critics renders many cards in one transaction (a group of updates), and the ranking is
+    one pass over the year's purchases, so it is not read again for each card.
+    """
+    cached = session.info.get(_RANKING_KEY)
+    if isinstance(cached, tuple) and cached[0] == since.date():
+        return list(cached[1])
+    revenue = func.sum(Purchase.amount)
+    rows = session.exec(
+        select(revenue)
+        .where(col(Purchase.purchased_at) >= since)
+        .group_by(col(Purchase.customer_id))
+        .having(revenue > 0)
+    ).all()
+    ranking = sorted(Decimal(value) for value in rows if value is not None)
+    session.info[_RANKING_KEY] = (since.date(), ranking)
+    return ranking
 
 
 def in_top_share(*, at_least: int, paying: int, revenue: Decimal, share: Decimal = TOP_SHARE) -> bool:

@@ -101,6 +101,7 @@ def keep_current(
     delivery_id: int | None,
     now: datetime,
     force: bool = False,
+    new: bool = False,
 ) -> bool:
     """Show ``payload`` as one message that is kept current; return False if it could not be yet.
 
@@ -112,6 +113,9 @@ def keep_current(
     - On its way (leased by a sender): the row takes the new payload, for a retry, and False tells the
       caller to edit once the message has its id, because the send may succeed with the old state.
     """
+    if new:  # the caller knows nothing was queued under this key yet: no need to look
+        enqueue(session, OutboundCall(key, kind, "sendMessage", chat_id, payload, delivery_id), now=now)
+        return True
     write_pending(session)
     row = session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == key)).first()
     if row is None:
