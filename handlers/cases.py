@@ -161,16 +161,9 @@ def send_full_comment(
 ) -> None:
     """Send the whole comment into the staff chat, as a reply to the card."""
     facts = _facts(session, services, case, now=now, last_exchange=None)
-    reply_to = outbox.sent_message_id(session, card_key(_id(case.id)))
     for index, text in enumerate(case_card.full_comment_messages(services, facts)):
-        _to_staff(
-            session,
-            services,
-            key=f"case:{case.id}:full:{update_id}:{index}",
-            case=case,
-            text=text,
-            reply_to=reply_to,
-            now=now,
+        tell_staff(
+            session, services, key=f"case:{case.id}:full:{update_id}:{index}", text=text, now=now, case=case
         )
 
 
@@ -244,34 +237,28 @@ def customer_wrote(
         name=(customer.name if customer else None) or "—",
         text=text,
     )
-    reply_to = outbox.sent_message_id(session, card_key(_id(case.id)))
-    _to_staff(
-        session,
-        services,
-        key=f"case:{case.id}:customer:{update_id}",
-        case=case,
-        text=message,
-        reply_to=reply_to,
-        now=now,
+    tell_staff(
+        session, services, key=f"case:{case.id}:customer:{update_id}", text=message, now=now, case=case
     )
     cases.record_event(session, case, action="customer_replied", at=now, actor_id=telegram_user_id, text=text)
     show_card(session, services, case, now=now)
     return True
 
 
-def tell_staff(session: Session, services: Services, *, key: str, text: str, now: datetime) -> None:
-    """Queue a message (HTML) to the staff chat, such as the answer to ``/open``."""
-    outbox.enqueue(
-        session,
-        OutboundCall(
-            key,
-            KIND_CASE_MESSAGE,
-            "sendMessage",
-            services.settings.staff_chat_id,
-            {"text": text, "parse_mode": "HTML"},
-        ),
-        now=now,
+def tell_staff(
+    session: Session, services: Services, *, key: str, text: str, now: datetime, case: Case | None = None
+) -> None:
+    """Queue a message (HTML) to the staff chat: the answer to ``/open``, or, with ``case``, a reply to
+    that case's card (once the card has its message id)."""
+    payload: dict[str, object] = {"text": text, "parse_mode": "HTML"}
+    reply_to = outbox.sent_message_id(session, card_key(_id(case.id))) if case is not None else None
+    if reply_to is not None:
+        payload["reply_parameters"] = {"message_id": reply_to, "allow_sending_without_reply": True}
+    delivery_id = case.delivery_id if case is not None else None
+    call = OutboundCall(
+        key, KIND_CASE_MESSAGE, "sendMessage", services.settings.staff_chat_id, payload, delivery_id
     )
+    outbox.enqueue(session, call, now=now)
 
 
 def case_of_card_message(session: Session, *, chat_id: int, message_id: int) -> Case | None:
@@ -286,28 +273,6 @@ def case_of_card_message(session: Session, *, chat_id: int, message_id: int) -> 
         return None
     case_id = row.split(":")[1]
     return cases.get_case(session, int(case_id), lock=True) if case_id.isdigit() else None
-
-
-def _to_staff(
-    session: Session,
-    services: Services,
-    *,
-    key: str,
-    case: Case,
-    text: str,
-    reply_to: int | None,
-    now: datetime,
-) -> None:
-    payload: dict[str, object] = {"text": text, "parse_mode": "HTML"}
-    if reply_to is not None:
-        payload["reply_parameters"] = {"message_id": reply_to, "allow_sending_without_reply": True}
-    outbox.enqueue(
-        session,
-        OutboundCall(
-            key, KIND_CASE_MESSAGE, "sendMessage", services.settings.staff_chat_id, payload, case.delivery_id
-        ),
-        now=now,
-    )
 
 
 def _assign(case: Case, *, user_id: int, name: str, now: datetime) -> None:
