@@ -37,6 +37,8 @@ from bot.settings import SettingsError, load_settings
 
 STATS_VARIABLE = "KUNDENPULS_BENCH_STATS"
 PROFILE_VARIABLE = "KUNDENPULS_BENCH_PROFILE"
+STATEMENTS_VARIABLE = "KUNDENPULS_BENCH_STATEMENTS"
+"""A file for the texts of the statements run inside the windows, counted, most frequent first."""
 
 
 class StatementCounter:
@@ -46,6 +48,8 @@ class StatementCounter:
         self.counts: Counter[str] = Counter()
         self.seconds: dict[str, float] = {}
         self._started: dict[int, tuple[str, float]] = {}
+        self.texts: Counter[str] | None = None
+        """Statement texts, counted while a window is open, when ``KUNDENPULS_BENCH_STATEMENTS`` asks."""
 
     def attach(self, engine: Engine) -> None:
         """Listen on ``engine``; cheap enough (a dict update per statement) not to move the numbers."""
@@ -58,6 +62,8 @@ class StatementCounter:
 
     def _before(self, _conn: Any, cursor: Any, statement: str, *_rest: Any) -> None:
         kind = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
+        if self.texts is not None:
+            self.texts[" ".join(statement.split())] += 1
         self._started[id(cursor)] = (kind, time.perf_counter())
 
     def _after(self, _conn: Any, cursor: Any, *_rest: Any) -> None:
@@ -84,6 +90,8 @@ class Windows:
     def begin(self) -> None:
         """SIGUSR1: the benchmark is about to send the timed updates."""
         self._open = self._counter.snapshot()
+        if os.environ.get(STATEMENTS_VARIABLE):
+            self._counter.texts = self._counter.texts or Counter()
         if self._profiler is not None:
             self._profiler.enable()
 
@@ -94,6 +102,12 @@ class Windows:
         if self._open is not None:
             self.closed.append({"start": self._open, "end": self._counter.snapshot()})
             self._open = None
+        texts, self._counter.texts = self._counter.texts, None
+        statements_path = os.environ.get(STATEMENTS_VARIABLE)
+        if texts is not None and statements_path:
+            with Path(statements_path).open("a") as out:
+                out.writelines(f"{count:7d}  {text}\n" for text, count in texts.most_common())
+                out.write("-" * 40 + "\n")
 
 
 async def serve(windows: Windows, counter: StatementCounter) -> None:

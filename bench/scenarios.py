@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -418,6 +419,8 @@ class KundenpulsRun:
         env["KUNDENPULS_BENCH_STATS"] = str(wd / "stats.json")
         if self.profile:
             env["KUNDENPULS_BENCH_PROFILE"] = str(wd / "profile.prof")
+        if os.environ.get("KUNDENPULS_BENCH_STATEMENTS"):  # the statements' texts, for looking into
+            env["KUNDENPULS_BENCH_STATEMENTS"] = os.environ["KUNDENPULS_BENCH_STATEMENTS"]
         return [str(BENCH / "run_bot.py")], env
 
     def _set_up(self, fake: FakeServer, bot: BotProcess) -> None:

@@ -135,6 +135,8 @@ class KundenpulsBot:
         self._sweep_lock = asyncio.Lock()
         self._sweeps: set[asyncio.Future[int]] = set()
         self._sweep_requested = False
+        self.sweeps_run = 0
+        """How many sweeps this process ran (one each SWEEP_INTERVAL, plus those asked for sooner)."""
         # Set when a part of the bot died: better to exit and be restarted than to run half a bot.
         self.crashed = asyncio.Event()
 
@@ -230,13 +232,17 @@ class KundenpulsBot:
     async def sweep(self) -> int:
         """Open due surveys now; return how many questions were queued."""
         async with self._sweep_lock:
-            # In a thread: a sweep over hundreds of due surveys must not hold up sending and answering.
-            # The thread is waited for on stop (it must not hold a connection when the engine goes).
-            work = partial(jobs.sweep, self.engine, self.services, now=utcnow())
-            future = asyncio.get_running_loop().run_in_executor(None, work)
-            self._sweeps.add(future)
-            future.add_done_callback(self._sweeps.discard)
-            asked = await asyncio.shield(future)
+            return await self._sweep_holding_lock()
+
+    async def _sweep_holding_lock(self) -> int:
+        # In a thread: a sweep over hundreds of due surveys must not hold up sending and answering.
+        # The thread is waited for on stop (it must not hold a connection when the engine goes).
+        self.sweeps_run += 1
+        work = partial(jobs.sweep, self.engine, self.services, now=utcnow())
+        future = asyncio.get_running_loop().run_in_executor(None, work)
+        self._sweeps.add(future)
+        future.add_done_callback(self._sweeps.discard)
+        asked = await asyncio.shield(future)
         if asked:
             self.sender.wake()
         return asked
@@ -250,8 +256,11 @@ class KundenpulsBot:
         job_queue.run_once(self._sweep_soon_job, when=0, name="survey-sweep-now")
 
     async def _sweep_soon_job(self, _context: object) -> None:
-        self._sweep_requested = False  # a request from now on may need a sweep after this one
-        await self.sweep()
+        async with self._sweep_lock:
+            # Cleared only once this sweep runs: every request made while it waited for the one before is
+            # covered by it, so a burst of 500 purchases makes two sweeps, not 500 queued on the lock.
+            self._sweep_requested = False
+            await self._sweep_holding_lock()
 
     def _tell_update_failed(self, session: Session, update_id: int, chat_id: int) -> None:
         user_row = session.get(TelegramUser, chat_id)

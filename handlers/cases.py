@@ -15,7 +15,7 @@ from handlers import case_card
 from handlers.case_card import CardFacts
 from handlers.services import Services
 from storage import answers as stored_answers
-from storage import cases, outbox
+from storage import case_group, cases, outbox
 from storage.models import Case, CaseStatus, Customer, OutboxMessage, Purchase, SurveyDelivery, TelegramUser
 from storage.outbox import KIND_CASE_CARD, KIND_CASE_MESSAGE, KIND_REPLY, OutboundCall
 
@@ -24,9 +24,7 @@ KIND_NEGATIVE_COMMENT = "negative_comment"
 _EXCHANGE_PREVIEW = 200
 
 
-def card_key(case_id: int) -> str:
-    """The outbox key of a case's card."""
-    return f"case:{case_id}:card"
+card_key = case_group.card_key
 
 
 def case_for_answer(
@@ -55,7 +53,8 @@ def show_card(
 ) -> None:
     """Render the card and queue it (or its edit); a card on its way is edited by the sweep later."""
     facts = _facts(session, services, case, now=now, last_exchange=last_exchange)
-    case.card_version += 1
+    if not new:  # a new case counts its first rendering already (storage.cases.open_case)
+        case.card_version += 1
     shown = outbox.keep_current(
         session,
         key=card_key(_id(case.id)),
@@ -100,13 +99,13 @@ def _facts(
 def _last_exchange(session: Session, services: Services, case: Case) -> str | None:
     """The newest message between shop and customer on this case, as a card line (HTML)."""
     lang = services.settings.default_language
-    for event in reversed(cases.events_of(session, _id(case.id))):
-        text = (event.text or "")[:_EXCHANGE_PREVIEW]
-        if event.action == "replied":
-            return services.text(lang, "case_card_last_staff", name=event.actor_name or "—", text=text)
-        if event.action == "customer_replied":
-            return services.text(lang, "case_card_last_customer", text=text)
-    return None
+    event = cases.last_exchange(session, case)
+    if event is None:
+        return None
+    text = (event.text or "")[:_EXCHANGE_PREVIEW]
+    if event.action == "replied":
+        return services.text(lang, "case_card_last_staff", name=event.actor_name or "—", text=text)
+    return services.text(lang, "case_card_last_customer", text=text)
 
 
 # ------------------------------------------------------------------------------------------ staff actions

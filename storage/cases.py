@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import sqlalchemy as sa
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, func, select
 
+from storage import case_group
 from storage.models import Case, CaseEvent, CaseStatus, Purchase, SurveyDelivery
+from storage.preload import group_of, write_pending
 
 REVENUE_WINDOW = timedelta(days=365)
 """The trailing window of a customer's revenue: the seed texts' "last 12 months"."""
@@ -22,17 +26,34 @@ REVENUE_WINDOW = timedelta(days=365)
 
 def case_of_delivery(session: Session, delivery_id: int) -> Case | None:
     """The case a delivery opened, if any."""
+    group = group_of(session)
+    if group is not None and delivery_id in group.deliveries:
+        return case_group.case_rows(session, group).cases.get(delivery_id)
     return session.exec(select(Case).where(col(Case.delivery_id) == delivery_id)).first()
 
 
 def open_case(
     session: Session, *, customer_id: int, delivery_id: int | None, kind: str, now: datetime
 ) -> Case:
-    """Open a case (flushed, so it has its id) and record the event."""
-    case = Case(customer_id=customer_id, delivery_id=delivery_id, kind=kind, opened_at=now)
+    """Open a case with its first card rendering counted, and record the event.
+
+    The row is inserted on its own (it needs its id for the card's key) rather than by flushing the
+    session, which would write every change of the update group early, row by row
+    (storage/case_group.py); the returned case is in the session like a loaded one.
+    """
+    case = Case(customer_id=customer_id, delivery_id=delivery_id, kind=kind, opened_at=now, card_version=1)
+    table: sa.Table = Case.__table__  # type: ignore[attr-defined]
+    values = {column.name: getattr(case, column.name) for column in table.columns if column.name != "id"}
+    case.id = session.connection().execute(sa.insert(table).values(values).returning(table.c.id)).scalar_one()
+    make_transient_to_detached(case)
     session.add(case)
-    session.flush()
-    record_event(session, case, action="opened", at=now)
+    group = group_of(session)
+    if group is None:
+        record_event(session, case, action="opened", at=now)
+        return case
+    case_group.opened(group, case)
+    opened = {"case_id": case.id, "at": now, "actor_id": None, "actor_name": None, "text": None}
+    group.new_case_events.append({**opened, "action": "opened"})
     return case
 
 
@@ -54,8 +75,24 @@ def record_event(
     )
 
 
+def last_exchange(session: Session, case: Case) -> CaseEvent | None:
+    """The newest message between shop and customer on a case (a "replied" or "customer_replied")."""
+    group = group_of(session)
+    if group is not None and case.delivery_id is not None and case.delivery_id in group.deliveries:
+        rows = case_group.case_rows(session, group)
+        if rows.cases.get(case.delivery_id) is case:
+            return rows.exchanges.get(_id(case.id))
+    return session.exec(
+        select(CaseEvent)
+        .where(col(CaseEvent.case_id) == _id(case.id))
+        .where(col(CaseEvent.action).in_(case_group.EXCHANGE_ACTIONS))
+        .order_by(col(CaseEvent.id).desc())
+    ).first()
+
+
 def events_of(session: Session, case_id: int) -> list[CaseEvent]:
     """A case's events, oldest first."""
+    write_pending(session)
     return list(
         session.exec(
             select(CaseEvent).where(col(CaseEvent.case_id) == case_id).order_by(col(CaseEvent.id))
@@ -123,6 +160,14 @@ def customer_value(
 ) -> CustomerValue:
     """Purchases, 12-month revenue, whether that puts them in the top 20 %, and their earlier scores."""
     since = now - REVENUE_WINDOW
+    group = group_of(session)
+    figures = case_group.figures_of(session, group, customer_id, since=since) if group is not None else None
+    if figures is not None:
+        excluded = delivery_id if delivery_id is not None else -1
+        scores = [score for scored, score in figures.scores if scored != excluded][
+            : case_group.PREVIOUS_SCORES
+        ]
+        return _value(session, since, figures.purchases, figures.revenue, scores)
     purchases = session.exec(
         select(func.count()).select_from(Purchase).where(col(Purchase.customer_id) == customer_id)
     ).one()
@@ -134,21 +179,29 @@ def customer_value(
         ).one()
         or 0
     )
-    ranking = _revenue_ranking(session, since)
-    at_least = len(ranking) - bisect.bisect_left(ranking, revenue)
     previous = session.exec(
         select(SurveyDelivery.nps_score)
         .where(col(SurveyDelivery.customer_id) == customer_id)
         .where(col(SurveyDelivery.nps_score).is_not(None))
         .where(col(SurveyDelivery.id) != (delivery_id if delivery_id is not None else -1))
         .order_by(col(SurveyDelivery.id).desc())
-        .limit(5)
+        .limit(case_group.PREVIOUS_SCORES)
     ).all()
+    return _value(
+        session, since, int(purchases), revenue, [int(score) for score in previous if score is not None]
+    )
+
+
+def _value(
+    session: Session, since: datetime, purchases: int, revenue: Decimal, previous_scores: list[int]
+) -> CustomerValue:
+    ranking = _revenue_ranking(session, since)
+    at_least = len(ranking) - bisect.bisect_left(ranking, revenue)
     return CustomerValue(
-        purchases=int(purchases),
+        purchases=purchases,
         revenue=revenue,
         top_customers=in_top_share(at_least=at_least, paying=len(ranking), revenue=revenue),
-        previous_scores=[int(score) for score in previous if score is not None],
+        previous_scores=previous_scores,
     )
 
 
@@ -165,12 +218,13 @@ def _revenue_ranking(session: Session, since: datetime) -> list[Decimal]:
     if isinstance(cached, tuple) and cached[0] == since.date():
         return list(cached[1])
     revenue = func.sum(Purchase.amount)
-    rows = session.exec(
-        select(revenue)
-        .where(col(Purchase.purchased_at) >= since)
-        .group_by(col(Purchase.customer_id))
-        .having(revenue > 0)
-    ).all()
+    with session.no_autoflush:  # purchases are not what an update group changes
+        rows = session.exec(
+            select(revenue)
+            .where(col(Purchase.purchased_at) >= since)
+            .group_by(col(Purchase.customer_id))
+            .having(revenue > 0)
+        ).all()
     ranking = sorted(Decimal(value) for value in rows if value is not None)
     session.info[_RANKING_KEY] = (since.date(), ranking)
     return ranking

@@ -113,13 +113,18 @@ def keep_current(
     - On its way (leased by a sender): the row takes the new payload, for a retry, and False tells the
       caller to edit once the message has its id, because the send may succeed with the old state.
     """
+    group = group_of(session)
     if new:  # the caller knows nothing was queued under this key yet: no need to look
-        enqueue(session, OutboundCall(key, kind, "sendMessage", chat_id, payload, delivery_id), now=now)
-        return True
-    write_pending(session)
-    row = session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == key)).first()
+        row = None
+    elif group is not None and key in group.outbox_rows:  # loaded for the group (storage/case_group.py)
+        row = group.outbox_rows[key]
+    else:
+        write_pending(session)
+        row = session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == key)).first()
     if row is None:
         enqueue(session, OutboundCall(key, kind, "sendMessage", chat_id, payload, delivery_id), now=now)
+        if group is not None:  # queued as a pending dict, not a row: a second look must read it back
+            group.outbox_rows.pop(key, None)
         return True
     unchanged = row.payload == payload
     if not unchanged:

@@ -9,8 +9,8 @@ work, decided how many answers a process handled (bench/README.md).
 So the worker opens a :class:`GroupRows` on the group's session and loads, for all its updates at once,
 the rows their handlers will ask for (one statement per table). The lookups in ``storage.answers``,
 ``storage.outbox`` and ``handlers.customers`` serve from it, and fall back to their own queries for
-anything it does not hold. New answers and outbox rows are collected and written at the end of the group
-in one executemany per table, before the "done" marks, in the same transaction.
+anything it does not hold. New answers, outbox rows and case events are collected and written at the end
+of the group in one executemany per table, before the "done" marks, in the same transaction.
 
 Why that is safe:
 
@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from storage.models import Answer, Customer, OutboxMessage, Purchase, SurveyDelivery, TelegramUser
+from storage.models import Answer, CaseEvent, Customer, OutboxMessage, Purchase, SurveyDelivery, TelegramUser
 from storage.upsert import insert_ignoring_duplicates
 
 if TYPE_CHECKING:
     from storage.answers import StoredAnswer
+    from storage.case_group import CaseRows
 
 _KEY = "kundenpuls.group_rows"
 
@@ -55,8 +56,15 @@ class GroupRows:
     """Every answer of each loaded delivery, those of this group included."""
     message_ids: dict[str, int | None] = field(default_factory=dict)
     """The Telegram message each loaded outbox key shows in (``storage.outbox.message_id_of``)."""
+    outbox_rows: dict[str, OutboxMessage | None] = field(default_factory=dict)
+    """Outbox rows by key, loaded for ``storage.outbox.keep_current`` (cards); None: not queued yet."""
+    cases: CaseRows | None = None
+    """The cases of the group's deliveries and what their cards show, once a card asked
+    (storage/case_group.py)."""
     new_answers: list[dict[str, Any]] = field(default_factory=list)
     new_outbox: list[dict[str, Any]] = field(default_factory=list)
+    new_case_events: list[dict[str, Any]] = field(default_factory=list)
+    """"opened" events of the cases the group opened (written after the cases, which exist already)."""
 
 
 def open_group(session: Session) -> GroupRows:
@@ -92,6 +100,9 @@ def write_pending(session: Session) -> None:
     if rows.new_outbox:
         outbox, rows.new_outbox = rows.new_outbox, []
         insert_ignoring_duplicates(session, _table(OutboxMessage), outbox, conflict_columns=["dedupe_key"])
+    if rows.new_case_events:
+        events, rows.new_case_events = rows.new_case_events, []
+        session.connection().execute(sa.insert(_table(CaseEvent)), events)
 
 
 def load(

@@ -6,6 +6,7 @@ The fake Bot API server enforces Telegram's flood limits here (1/s per private c
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import Counter
 from typing import Any
@@ -137,3 +138,22 @@ class TestCriticBurst:
         )
         assert max(edits.values()) == 1
         assert not list(itertools.islice(env.api.violations, 1))
+
+
+class TestPurchaseBurst:
+    async def test_requests_made_while_a_sweep_runs_are_covered_by_one_more_sweep(
+        self, database_url: str
+    ) -> None:
+        """Every purchase asks for a sweep; those asked for while one runs wait as one sweep, not one each
+        (500 purchases once queued 500 sweeps that took the database lock from the customers' answers)."""
+        async with running_bot(database_url, sweep_interval="1h") as env:
+            before = env.bot.sweeps_run
+            async with env.bot._sweep_lock:  # a sweep is running
+                for _ in range(20):
+                    env.bot.request_sweep()
+                    await asyncio.sleep(0.02)  # the requested sweep's job starts and waits for the lock
+            await env.api.wait_until(lambda: env.bot.sweeps_run > before, timeout=10)
+            await asyncio.sleep(0.3)
+            assert env.bot.sweeps_run - before == 1
+            env.bot.request_sweep()  # a request after it ran gets a sweep of its own
+            await env.api.wait_until(lambda: env.bot.sweeps_run > before + 1, timeout=10)
