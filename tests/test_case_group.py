@@ -109,15 +109,15 @@ def test_a_group_shows_each_customer_the_figures_a_single_lookup_shows(engine: E
 
 def test_a_group_reads_its_customers_figures_once_however_many_cards_it_renders(engine: Engine) -> None:
     deliveries = _shop(engine, 12)
-    counts = []
-    for wanted in (deliveries[:1], deliveries):
-        with unit_of_work(engine) as session:
-            _group(session, wanted)
-            with _counting(engine) as statements:
-                _values(session, wanted)
-            counts.append(len(statements))
-            preload.close_group(session)
-    assert counts[0] == counts[1]
+    with unit_of_work(engine) as session:
+        _group(session, deliveries)
+        with _counting(engine) as first:
+            _values(session, deliveries[:1])
+        with _counting(engine) as others:
+            _values(session, deliveries[1:])
+        preload.close_group(session)
+    assert 0 < len(first) <= 4  # cases, purchases, scores, the revenue ranking
+    assert others == []
 
 
 def test_cases_opened_in_a_group_are_found_in_it_and_their_cards_in_the_next(engine: Engine) -> None:
