@@ -32,6 +32,12 @@ def case_of_delivery(session: Session, delivery_id: int) -> Case | None:
     return session.exec(select(Case).where(col(Case.delivery_id) == delivery_id)).first()
 
 
+_CASES: sa.Table = Case.__table__  # type: ignore[attr-defined]
+_CASE_COLUMNS = [column.name for column in _CASES.columns if column.name != "id"]
+_INSERT_CASE = sa.insert(_CASES).returning(_CASES.c.id)
+"""Built once: building an INSERT with its values for each case cost more than running it."""
+
+
 def open_case(
     session: Session, *, customer_id: int, delivery_id: int | None, kind: str, now: datetime
 ) -> Case:
@@ -42,9 +48,8 @@ def open_case(
     (storage/case_group.py); the returned case is in the session like a loaded one.
     """
     case = Case(customer_id=customer_id, delivery_id=delivery_id, kind=kind, opened_at=now, card_version=1)
-    table: sa.Table = Case.__table__  # type: ignore[attr-defined]
-    values = {column.name: getattr(case, column.name) for column in table.columns if column.name != "id"}
-    case.id = session.connection().execute(sa.insert(table).values(values).returning(table.c.id)).scalar_one()
+    values = {name: getattr(case, name) for name in _CASE_COLUMNS}
+    case.id = session.connection().execute(_INSERT_CASE, values).scalar_one()
     make_transient_to_detached(case)
     session.add(case)
     group = group_of(session)
