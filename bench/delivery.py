@@ -356,20 +356,20 @@ def _critic_table(console: Console, r: CriticBurstResult) -> None:
         f"[bold]{r.surveys_done:.1f} s",
     )
     table.add_row(
-        "until the last critic's card was visible in the staff chat",
+        "until the last critic's case was visible in the staff chat",
         _seconds(r.last_first_alert, lambda: r.projected(first_alerts_only=True)),
     )
     table.add_row(
-        f"until every card ({queued}) was visible",
+        f"until every case ({queued}) was visible",
         _seconds(r.all_staff, lambda: r.projected(first_alerts_only=False)),
     )
-    table.add_row("cards visible", f"{len(r.staff.seen)} of {queued}")
+    table.add_row("cases visible", f"{len(r.staff.seen)} of {queued}")
     latencies = sorted(seen - r.t0 for seen in r.staff.seen.values())
     if latencies:
         median = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)]
         table.add_row(
-            "card latency from the tap, median / p99 (cards visible)",
+            "case visible after the tap, median / p99 (cases visible)",
             f"{median:.1f} s / {p99:.1f} s ({len(latencies)})",
         )
     pace = r.pace

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -61,8 +62,7 @@ from bench.scenarios import (
     wait_replies,
 )
 from bot.settings import Settings
-from storage.models import Answer, DeliveryStatus, OutboxMessage, SurveyDelivery, utcnow
-from storage.outbox import KIND_CASE_CARD
+from storage.models import Answer, Case, DeliveryStatus, SurveyDelivery, utcnow
 from storage.pacing import GROUP_CHAT_PACE
 from tests.fakes.bot_api_server import BucketLimit, FakeBotApi, FloodLimits
 
@@ -402,13 +402,14 @@ class StaffProgress:
     """The staff chat so far: which queued alerts are visible, and when each arrived."""
 
     queued: dict[str, str]
-    """The head line of every case card the bot queued (``Fall #N: name (id)``) -> its outbox key."""
+    """Every case the bot opened (``#N``) -> the outbox key of the message that shows it: its own card,
+    or the message it shares with other cases of the burst."""
     seen: dict[str, float] = field(default_factory=dict)
-    """Head line -> when the fake first accepted a message (the card) starting with it."""
+    """Case -> when the fake first accepted a staff message (a card, a shared message, an edit) showing it."""
 
     @property
     def first_alerts(self) -> list[str]:
-        """Head lines of the critics' cards: one card per critic, edited as the answers arrive."""
+        """The critics' cases: each shown on one message, edited as the answers arrive."""
         return list(self.queued)
 
     def seen_first_alerts(self) -> int:
@@ -467,7 +468,8 @@ class CriticBurstResult:
         order = list(self.staff.queued)
         targets = set(self.staff.first_alerts) if first_alerts_only else set(order)
         last = max((i for i, text in enumerate(order) if text in targets), default=-1)
-        ahead = sum(1 for text in order[: last + 1] if text not in self.staff.seen)
+        # Messages, not cases, take the group's pace: cases sharing a message arrive together.
+        ahead = len({self.staff.queued[text] for text in order[: last + 1] if text not in self.staff.seen})
         if self.staff.seen:
             return self._after(list(self.staff.seen.values())) + ahead / pace, basis
         burst = GROUP_CHAT_PACE.burst
@@ -516,7 +518,9 @@ def run_critic_burst(
     if doubled:
         problems.append(f"{len(doubled)} messages delivered twice, e.g. {doubled[0]}")
     staff_texts = [c.text for c in whole if c.shows_message and c.chat_id == STAFF_CHAT]
-    strangers = [text for text in staff_texts if text is not None and card_head(text) not in staff.queued]
+    strangers = [
+        text for text in staff_texts if text is not None and not set(cases_shown(text)) & staff.queued.keys()
+    ]
     if strangers:
         problems.append(f"{len(strangers)} staff messages that are no queued card, e.g. {strangers[0]!r}")
     return CriticBurstResult(
@@ -587,19 +591,20 @@ def _answer_until_thanked(
 
 
 def _queued_staff_messages(db: Database) -> dict[str, str]:
-    """Every case card the bot queued, head line -> dedupe key, in the order they were queued."""
+    """Every case the bot opened, ``#N`` -> the key of the message showing it, in the order opened."""
     with db.engine.connect() as connection:
         rows = connection.execute(
-            sa.select(col(OutboxMessage.dedupe_key), col(OutboxMessage.payload))
-            .where(col(OutboxMessage.kind) == KIND_CASE_CARD)
-            .order_by(col(OutboxMessage.id))
+            sa.select(col(Case.id), col(Case.card_message_key)).order_by(col(Case.id))
         ).all()
-    return {card_head(str(payload["text"])): str(key) for key, payload in rows}
+    return {f"#{case_id}": str(shared or f"case:{case_id}:card") for case_id, shared in rows}
 
 
-def card_head(text: str) -> str:
-    """A card's first line: the case and the customer, the same in the card and in every edit of it."""
-    return text.split("\n", 1)[0]
+_CASE_NUMBER = re.compile(r"#(\d+)\b")
+
+
+def cases_shown(text: str) -> list[str]:
+    """The cases a staff message shows (``#N``): one on a card, several on a shared message."""
+    return [f"#{number}" for number in _CASE_NUMBER.findall(text)]
 
 
 def _follow_staff(
@@ -611,9 +616,9 @@ def _follow_staff(
         run.bot.check_alive()
         for call in tail.poll():
             if call.shows_message and call.chat_id == STAFF_CHAT and call.text is not None:
-                head = card_head(call.text)
-                if head in staff.queued:
-                    staff.seen.setdefault(head, call.time)
+                for shown in cases_shown(call.text):
+                    if shown in staff.queued:
+                        staff.seen.setdefault(shown, call.time)
         if on_progress is not None:
             on_progress(staff)
         if len(staff.seen) >= len(staff.queued) or time.monotonic() >= deadline:

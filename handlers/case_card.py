@@ -138,6 +138,83 @@ def card_payload(services: Services, facts: CardFacts, *, timezone: ZoneInfo) ->
     }
 
 
+COMMENT_IN_LIST = 100
+"""Characters of a comment an entry of a shared message shows ("Full comment" shows the rest)."""
+NAME_IN_LIST = 32
+SHARED_MESSAGE_CASES = 10
+"""At most this many cases share a message: ten entries stay well within Telegram's 4,096 characters
+(an entry shows at most about 300) and 100 buttons (at most four each)."""
+
+
+def list_entry(services: Services, facts: CardFacts) -> dict[str, Any]:
+    """The case's part of a message several cases share: a few lines and its own row of buttons.
+
+    Kept on the case (``Case.card_entry``), so the shared message is rendered again from its cases' rows
+    whenever one of them changes.
+    """
+    lang = services.settings.default_language
+    case, delivery = facts.case, facts.delivery
+    score = delivery.nps_score if delivery is not None and delivery.nps_score is not None else "—"
+    lines = [
+        services.text(
+            lang,
+            "case_list_entry",
+            icon=Html("⭐" if facts.value.top_customers else "🔴"),
+            case_id=_id(case.id),
+            name=_shorten(facts.customer.name or "—", NAME_IN_LIST),
+            score=score,
+            amount=_money(facts.purchase.amount, facts.purchase.currency) if facts.purchase else "—",
+        )
+    ]
+    reason = _reason(facts, lang)
+    if reason:
+        lines.append(services.text(lang, "case_list_reason", reason=_shorten(reason, NAME_IN_LIST)))
+    comment = comment_of(facts)
+    if comment is not None:
+        sentiment = _comment_sentiment(facts)
+        label = services.text(lang, f"sentiment_{sentiment}") if sentiment else Html("—")
+        shown = _shorten(comment, COMMENT_IN_LIST)
+        lines.append(services.text(lang, "case_list_comment", sentiment=label, comment=shown))
+    if case.status == CaseStatus.RESOLVED.value:
+        status = services.text(
+            lang, "case_list_resolved", name=_shorten(case.resolved_by_name or "—", NAME_IN_LIST)
+        )
+    elif case.status == CaseStatus.TAKEN.value:
+        status = services.text(
+            lang, "case_list_taken", name=_shorten(case.assignee_name or "—", NAME_IN_LIST)
+        )
+    else:
+        status = services.text(lang, "case_list_open")
+    lines.append(services.text(lang, "case_list_status", status=status))
+    if case.replying_name and case.status != CaseStatus.RESOLVED.value:
+        lines.append(
+            services.text(lang, "case_list_replying", name=_shorten(case.replying_name, NAME_IN_LIST))
+        )
+    shortened = comment is not None and len(comment) > COMMENT_IN_LIST
+    rows = _buttons(services, case, lang, shortened=shortened)
+    buttons = [button for row in rows for button in row]
+    if buttons:  # the case's number on its first button says which entry the row belongs to
+        buttons[0] = {**buttons[0], "text": f"#{_id(case.id)} {buttons[0]['text']}"}
+    return {"text": "\n".join(lines), "buttons": [buttons] if buttons else []}
+
+
+def list_payload(services: Services, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """A message several cases share (``sendMessage`` payload without ``chat_id``), from their entries."""
+    lang = services.settings.default_language
+    head = services.text(lang, "case_list_head", count=len(entries))
+    texts = [str(entry.get("text", "")) for entry in entries]
+    keyboard = [row for entry in entries for row in entry.get("buttons", [])]
+    return {
+        "text": "\n\n".join([head, *texts]),
+        "parse_mode": "HTML",
+        "reply_markup": {"inline_keyboard": keyboard},
+    }
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _status_lines(services: Services, case: Case, lang: Language, timezone: ZoneInfo) -> list[str]:
     lines: list[str] = []
     if case.status == CaseStatus.RESOLVED.value:

@@ -18,6 +18,8 @@ from storage import answers as stored_answers
 from storage import case_group, cases, outbox
 from storage.models import Case, CaseStatus, Customer, OutboxMessage, Purchase, SurveyDelivery, TelegramUser
 from storage.outbox import KIND_CASE_CARD, KIND_CASE_MESSAGE, KIND_REPLY, OutboundCall
+from storage.pacing import chat_pace
+from storage.preload import group_of
 
 KIND_CRITIC = "critic"
 KIND_NEGATIVE_COMMENT = "negative_comment"
@@ -32,14 +34,55 @@ def case_for_answer(
 ) -> Case:
     """The delivery's case, opened now if this answer is the first to call for one; its card is current."""
     case = cases.case_of_delivery(session, _id(delivery.id))
-    opened = case is None
-    if case is None:
-        case = cases.open_case(
-            session, customer_id=delivery.customer_id, delivery_id=delivery.id, kind=kind, now=now
-        )
-    # A case opened just now has no card and no exchange yet: nothing to look up for either.
-    show_card(session, services, case, now=now, last_exchange="" if opened else None, new=opened)
+    if case is not None:
+        show_card(session, services, case, now=now)
+        return case
+    shared = _message_to_join(session, services, now=now)
+    case = cases.open_case(
+        session,
+        customer_id=delivery.customer_id,
+        delivery_id=delivery.id,
+        kind=kind,
+        now=now,
+        card_message_key=shared[0] if shared else None,
+    )
+    group = group_of(session)
+    if shared is not None and group is not None:
+        case_group.joined(group, case, shared[1])
+    # A case opened just now has no exchange yet, and its own card was never queued: nothing to look up.
+    show_card(session, services, case, now=now, last_exchange="", new=shared is None)
+    if shared is None and group is not None and group.cases is not None:
+        group.cases.joinable = card_key(_id(case.id))
+        if group.cases.staff_backlog is not None:
+            group.cases.staff_backlog += 1
     return case
+
+
+def _message_to_join(session: Session, services: Services, *, now: datetime) -> tuple[str, list[Case]] | None:
+    """A card message still waiting for the staff chat that a new case can share, with its cases; None
+    while the chat keeps up (then every case gets its own card) or when no waiting message has room."""
+    chat_id = services.settings.staff_chat_id
+    group = group_of(session)
+    rows = case_group.case_rows(session, group) if group is not None else None
+    if rows is not None and rows.staff_backlog is None:
+        rows.staff_backlog = cases.waiting_for_chat(session, chat_id=chat_id)
+    backlog = rows.staff_backlog if rows is not None else cases.waiting_for_chat(session, chat_id=chat_id)
+    # Once more messages wait than the chat's pace lets out at once, a new card would wait its turn: at
+    # a group's 20 a minute, the 200th critic of a burst would be seen ten minutes late.
+    if chat_id is None or backlog is None or backlog < chat_pace(chat_id).burst:
+        return None
+    key = rows.joinable if rows is not None and rows.joinable else None
+    key = key or cases.joinable_message(session, chat_id=chat_id, now=now)
+    if key is None:
+        return None
+    shown = cases.message_cases(session, key)
+    if not shown or len(shown) >= case_card.SHARED_MESSAGE_CASES:
+        if rows is not None:
+            rows.joinable = None  # full: the next new case starts a message of its own
+        return None
+    if rows is not None:
+        rows.joinable = key
+    return key, shown
 
 
 def show_card(
@@ -51,24 +94,42 @@ def show_card(
     last_exchange: str | None = None,
     new: bool = False,
 ) -> None:
-    """Render the card and queue it (or its edit); a card on its way is edited by the sweep later."""
+    """Render the case's message and queue it (or its edit); a message on its way is edited later.
+
+    The message is the case's own card, or the one it shares with other cases of a burst; its first
+    case counts its renderings, so an edit queued for an older one is known to be superseded.
+    """
+    key = case_group.message_key(case)
+    shown = [case] if new else cases.message_cases(session, key)
+    head = shown[0] if shown else case
     facts = _facts(session, services, case, now=now, last_exchange=last_exchange)
+    timezone = services.settings.timezone
+    if len(shown) <= 1:
+        payload = case_card.card_payload(services, facts, timezone=timezone)
+    else:
+        case.card_entry = case_card.list_entry(services, facts)
+        for other in shown:
+            if other.card_entry is None:  # a case that had its own card until others joined it
+                other.card_entry = case_card.list_entry(
+                    services, _facts(session, services, other, now=now, last_exchange="")
+                )
+        payload = case_card.list_payload(services, [dict(other.card_entry or {}) for other in shown])
     if not new:  # a new case counts its first rendering already (storage.cases.open_case)
-        case.card_version += 1
-    shown = outbox.keep_current(
+        head.card_version += 1
+    queued = outbox.keep_current(
         session,
-        key=card_key(_id(case.id)),
+        key=key,
         kind=KIND_CASE_CARD,
         chat_id=services.settings.staff_chat_id,
-        payload=case_card.card_payload(services, facts, timezone=services.settings.timezone),
-        version=case.card_version,
-        delivery_id=case.delivery_id,
+        payload=payload,
+        version=head.card_version,
+        delivery_id=head.delivery_id,
         now=now,
-        force=case.card_stale,
+        force=head.card_stale,
         new=new,
     )
-    case.card_stale = not shown
-    session.add(case)
+    head.card_stale = not queued
+    session.add(head)
 
 
 def refresh_stale_cards(session: Session, services: Services, *, now: datetime) -> int:
@@ -250,7 +311,7 @@ def tell_staff(
     """Queue a message (HTML) to the staff chat: the answer to ``/open``, or, with ``case``, a reply to
     that case's card (once the card has its message id)."""
     payload: dict[str, object] = {"text": text, "parse_mode": "HTML"}
-    reply_to = outbox.sent_message_id(session, card_key(_id(case.id))) if case is not None else None
+    reply_to = outbox.sent_message_id(session, case_group.message_key(case)) if case is not None else None
     if reply_to is not None:
         payload["reply_parameters"] = {"message_id": reply_to, "allow_sending_without_reply": True}
     delivery_id = case.delivery_id if case is not None else None
@@ -260,18 +321,51 @@ def tell_staff(
     outbox.enqueue(session, call, now=now)
 
 
-def case_of_card_message(session: Session, *, chat_id: int, message_id: int) -> Case | None:
-    """The case whose card is this message in this chat (what a press or a reply refers to)."""
-    row = session.exec(
+def cases_of_card_message(session: Session, *, chat_id: int, message_id: int) -> list[Case]:
+    """The cases a card message in this chat shows (what a press or a reply refers to), first case first.
+
+    One for a card of its own; several for a message that cases of a burst share."""
+    key = session.exec(
         select(OutboxMessage.dedupe_key)
         .where(col(OutboxMessage.kind) == KIND_CASE_CARD)
         .where(col(OutboxMessage.chat_id) == chat_id)
         .where(col(OutboxMessage.sent_message_id) == message_id)
     ).first()
-    if row is None:
+    return cases.message_cases(session, key) if key is not None else []
+
+
+def case_of_press(session: Session, *, chat_id: int, message_id: int, case_id: int) -> Case | None:
+    """The case a card button names, if that message really shows it (locked, so presses take turns)."""
+    shown = {case.id for case in cases_of_card_message(session, chat_id=chat_id, message_id=message_id)}
+    if not shown:
+        # Pressed while the send's outcome is still being written (a fraction of a second): the message
+        # the case is on has no id yet, so there is nothing to compare with, as for survey buttons.
+        named = cases.get_case(session, case_id)
+        key = case_group.message_key(named) if named is not None else None
+        row = session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == key)).first()
+        if row is not None and row.chat_id == chat_id and row.sent_message_id is None:
+            shown = {case.id for case in cases.message_cases(session, row.dedupe_key)}
+    return cases.get_case(session, case_id, lock=True) if case_id in shown else None
+
+
+def case_of_reply(session: Session, *, chat_id: int, message_id: int, user_id: int) -> Case | None:
+    """The case a staff member's reply to a card message is about.
+
+    On a card of its own: that case. On a shared message: the case they pressed Reply on, or the one
+    they resolved last (its note); None when the reply could be about any of them.
+    """
+    shown = cases_of_card_message(session, chat_id=chat_id, message_id=message_id)
+    if len(shown) == 1:
+        return cases.get_case(session, _id(shown[0].id), lock=True)
+    replying = [case for case in shown if case.replying_id == user_id]
+    resolved = [c for c in shown if c.resolved_by_id == user_id and c.resolved_at is not None]
+    if replying:
+        chosen = replying[-1]
+    elif resolved:
+        chosen = max(resolved, key=lambda case: case.resolved_at or case.opened_at)
+    else:
         return None
-    case_id = row.split(":")[1]
-    return cases.get_case(session, int(case_id), lock=True) if case_id.isdigit() else None
+    return cases.get_case(session, _id(chosen.id), lock=True)
 
 
 def _assign(case: Case, *, user_id: int, name: str, now: datetime) -> None:

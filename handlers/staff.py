@@ -48,11 +48,13 @@ async def case_button(update: Update, context: BotContext) -> None:
     parsed = case_card.parse_case_callback(query.data)
     message = query.message
     case = (
-        cases.case_of_card_message(context.session, chat_id=message.chat.id, message_id=message.message_id)
+        cases.case_of_press(
+            context.session, chat_id=message.chat.id, message_id=message.message_id, case_id=parsed[0]
+        )
         if parsed is not None and message is not None
         else None
     )
-    if parsed is None or case is None or case.id != parsed[0]:
+    if parsed is None or case is None:
         _answer(context, query, "case_not_found")
         return
     if not is_staff(context.services.settings, user):
@@ -77,8 +79,8 @@ async def reply_to_card(update: Update, context: BotContext) -> None:
     if message is None or user is None or message.reply_to_message is None or not message.text:
         return
     session = context.session
-    case = cases.case_of_card_message(
-        session, chat_id=message.chat.id, message_id=message.reply_to_message.message_id
+    case = cases.case_of_reply(
+        session, chat_id=message.chat.id, message_id=message.reply_to_message.message_id, user_id=user.id
     )
     if case is None or not is_staff(context.services.settings, user):
         return

@@ -36,6 +36,23 @@ def card_key(case_id: int) -> str:
     return f"case:{case_id}:card"
 
 
+def message_key(case: Case) -> str:
+    """The outbox key of the message that shows the case: its own card, or the one it shares."""
+    return case.card_message_key or card_key(_id(case.id))
+
+
+def head_of(key: str) -> int | None:
+    """The case whose card a message key names (the first case of a shared message)."""
+    parts = key.split(":")
+    return int(parts[1]) if len(parts) == 3 and parts[0] == "case" and parts[1].isdigit() else None
+
+
+def _id(value: int | None) -> int:
+    if value is None:
+        raise RuntimeError("case without id")
+    return value
+
+
 @dataclass(frozen=True)
 class CustomerFigures:
     """A customer's purchases, revenue since a date, and their newest scores with the delivery of each."""
@@ -52,11 +69,17 @@ class CaseRows:
 
     cases: dict[int, Case | None]
     """The case of each delivery the group holds, by delivery id; None: it has none (yet)."""
+    messages: dict[str, list[Case]] = field(default_factory=dict)
+    """The cases each of their card messages shows, first case first, by message key."""
     exchanges: dict[int, CaseEvent] = field(default_factory=dict)
     """The newest exchange of each of those cases, by case id."""
     figures: dict[int, CustomerFigures] | None = None
     """Figures of the group's customers, by customer id; None until a card asks for them."""
     figures_since: datetime | None = None
+    staff_backlog: int | None = None
+    """Messages waiting for the staff chat when the group first asked, plus the cards it queued since."""
+    joinable: str | None = None
+    """The waiting card message the group's new cases join (handlers/cases.py), once one was chosen."""
 
 
 def case_rows(session: Session, group: GroupRows) -> CaseRows:
@@ -74,7 +97,16 @@ def case_rows(session: Session, group: GroupRows) -> CaseRows:
         rows.cases.update({case.delivery_id: case for case in found_cases if case.delivery_id is not None})
         if not by_id:
             return rows
-        keys = [card_key(case_id) for case_id in by_id]
+        keys = sorted({message_key(case) for case in found_cases})
+        heads = [head for key in keys if (head := head_of(key)) is not None]
+        shown = session.exec(
+            select(Case)
+            .where(sa.or_(col(Case.card_message_key).in_(keys), col(Case.id).in_(heads)))
+            .order_by(col(Case.id))
+        ).all()
+        rows.messages.update({key: [] for key in keys})
+        for case in shown:
+            rows.messages.setdefault(message_key(case), []).append(case)
         cards = session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key).in_(keys))).all()
         group.outbox_rows.update(dict.fromkeys(keys))
         group.outbox_rows.update({card.dedupe_key: card for card in cards})
@@ -92,6 +124,14 @@ def opened(group: GroupRows, case: Case) -> None:
     """Record a case the group opened, so its later lookups in the group find it."""
     if group.cases is not None and case.delivery_id is not None:
         group.cases.cases[case.delivery_id] = case
+        if case.card_message_key is None:
+            group.cases.messages[card_key(_id(case.id))] = [case]
+
+
+def joined(group: GroupRows, case: Case, cases: list[Case]) -> None:
+    """Record that a case the group opened shares the message of ``cases`` now."""
+    if group.cases is not None:
+        group.cases.messages[message_key(case)] = [*cases, case]
 
 
 def figures_of(

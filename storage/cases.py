@@ -17,7 +17,17 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, func, select
 
 from storage import case_group
-from storage.models import Case, CaseEvent, CaseStatus, Purchase, SurveyDelivery, utcnow
+from storage.models import (
+    Case,
+    CaseEvent,
+    CaseStatus,
+    OutboxMessage,
+    OutboxStatus,
+    Purchase,
+    SurveyDelivery,
+    utcnow,
+)
+from storage.outbox import KIND_CASE_CARD
 from storage.preload import group_of, write_pending
 
 REVENUE_WINDOW = timedelta(days=365)
@@ -39,7 +49,13 @@ _INSERT_CASE = sa.insert(_CASES).returning(_CASES.c.id)
 
 
 def open_case(
-    session: Session, *, customer_id: int, delivery_id: int | None, kind: str, now: datetime
+    session: Session,
+    *,
+    customer_id: int,
+    delivery_id: int | None,
+    kind: str,
+    now: datetime,
+    card_message_key: str | None = None,
 ) -> Case:
     """Open a case with its first card rendering counted, and record the event.
 
@@ -47,7 +63,14 @@ def open_case(
     session, which would write every change of the update group early, row by row
     (storage/case_group.py); the returned case is in the session like a loaded one.
     """
-    case = Case(customer_id=customer_id, delivery_id=delivery_id, kind=kind, opened_at=now, card_version=1)
+    case = Case(
+        customer_id=customer_id,
+        delivery_id=delivery_id,
+        kind=kind,
+        opened_at=now,
+        card_version=1,
+        card_message_key=card_message_key,
+    )
     values = {name: getattr(case, name) for name in _CASE_COLUMNS}
     case.id = session.connection().execute(_INSERT_CASE, values).scalar_one()
     make_transient_to_detached(case)
@@ -77,6 +100,53 @@ def record_event(
         CaseEvent(
             case_id=_id(case.id), at=at, actor_id=actor_id, actor_name=actor_name, action=action, text=text
         )
+    )
+
+
+def message_cases(session: Session, key: str) -> list[Case]:
+    """The cases a card message shows, first case (the one the key names) first."""
+    group = group_of(session)
+    if group is not None and group.cases is not None and key in group.cases.messages:
+        return group.cases.messages[key]
+    head = case_group.head_of(key)
+    found = session.exec(
+        select(Case)
+        .where(sa.or_(col(Case.card_message_key) == key, col(Case.id) == (head if head is not None else -1)))
+        .order_by(col(Case.id))
+    ).all()
+    return list(found)
+
+
+def joinable_message(session: Session, *, chat_id: int | None, now: datetime) -> str | None:
+    """The key of the newest card message still waiting for the staff chat's pace, which a new case may
+    join; None when the chat has nothing waiting, or only messages a sender holds already."""
+    if chat_id is None:
+        return None
+    write_pending(session)
+    return session.exec(
+        select(OutboxMessage.dedupe_key)
+        .where(col(OutboxMessage.chat_id) == chat_id)
+        .where(col(OutboxMessage.kind) == KIND_CASE_CARD)
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+        .where(col(OutboxMessage.method) == "sendMessage")
+        .where(sa.or_(col(OutboxMessage.locked_until).is_(None), col(OutboxMessage.locked_until) < now))
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(1)
+    ).first()
+
+
+def waiting_for_chat(session: Session, *, chat_id: int | None) -> int:
+    """How many messages wait for a chat (the staff chat's backlog decides whether new cases merge)."""
+    if chat_id is None:
+        return 0
+    write_pending(session)
+    return int(
+        session.exec(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(col(OutboxMessage.chat_id) == chat_id)
+            .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+        ).one()
     )
 
 

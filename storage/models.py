@@ -226,6 +226,12 @@ class Case(SQLModel, table=True):
     card_version: int = Field(default=0)
     card_stale: bool = Field(default=False)
     """The card changed while its message was on its way; the sweep edits it once it has an id."""
+    card_message_key: str | None = Field(default=None, max_length=64, index=True)
+    """The outbox key of the message that shows this case when it shares one with other cases (a burst
+    of critics, merged while waiting for the staff group's pace); None: its own card."""
+    card_entry: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    """The case's part of a shared message (text and button row), kept so that the message can be
+    rendered again from its cases' rows when one of them changes."""
 
 
 class CaseEvent(SQLModel, table=True):

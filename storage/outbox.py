@@ -121,6 +121,8 @@ def keep_current(
     else:
         write_pending(session)
         row = session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == key)).first()
+        if group is not None and row is not None:  # the group's next look at it (a shared card) is free
+            group.outbox_rows[key] = row
     if row is None:
         enqueue(session, OutboundCall(key, kind, "sendMessage", chat_id, payload, delivery_id), now=now)
         if group is not None:  # queued as a pending dict, not a row: a second look must read it back
@@ -337,46 +339,56 @@ def _lock_budget(session: Session, now: datetime) -> SendBudget:
 def _lock_candidates(
     session: Session, *, now: datetime, horizon_end: datetime, limit: int
 ) -> list[OutboxMessage]:
-    """Return, oldest first and locked, the head rows of every chat that may get a message soon."""
+    """Return, locked, the head rows of every chat that may get a message soon: first rows first."""
     outbox_id = col(OutboxMessage.id)
     chat = col(OutboxMessage.chat_id)
     busy = sa.or_(
         col(OutboxMessage.next_attempt_at) > now,
         sa.and_(col(OutboxMessage.locked_until).is_not(None), col(OutboxMessage.locked_until) >= now),
     )
-    queues = (
+    # Within a chat, rows go in queue order, except that edits of case cards wait behind the new cards of
+    # the staff chat: in a burst of critics, a new case must be seen before an old one's reason.
+    later = sa.case((col(OutboxMessage.kind) == KIND_CASE_EDIT, 1), else_=0)
+    ranked = (
         select(
             outbox_id.label("id"),
             chat.label("chat_id"),
-            sa.func.row_number().over(partition_by=chat, order_by=outbox_id).label("position"),
-            sa.func.min(sa.case((busy, outbox_id))).over(partition_by=chat).label("first_busy"),
+            sa.case((busy, 1), else_=0).label("busy"),
+            sa.func.row_number().over(partition_by=chat, order_by=(later, outbox_id)).label("position"),
         )
         .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
         .where(chat.is_not(None))
         .subquery()
     )
+    queues = select(
+        ranked.c.id,
+        ranked.c.chat_id,
+        ranked.c.position,
+        sa.func.min(sa.case((ranked.c.busy == 1, ranked.c.position)))
+        .over(partition_by=ranked.c.chat_id)
+        .label("first_busy"),
+    ).subquery()
     heads = (
-        select(queues.c.id)
+        select(queues.c.id, queues.c.position)
         .outerjoin(SendChat, col(SendChat.chat_id) == queues.c.chat_id)
         .where(queues.c.position <= MAX_ROWS_PER_CHAT)
-        .where(sa.or_(queues.c.first_busy.is_(None), queues.c.id < queues.c.first_busy))
+        .where(sa.or_(queues.c.first_busy.is_(None), queues.c.position < queues.c.first_busy))
         .where(sa.or_(col(SendChat.ready_at).is_(None), col(SendChat.ready_at) <= horizon_end))
-        .order_by(queues.c.id)
+        .order_by(queues.c.position, queues.c.id)
         .limit(limit)
     )
-    ids = list(session.exec(heads).all())
-    if not ids:
+    positions = {int(row_id): int(position) for row_id, position in session.execute(heads).all()}
+    if not positions:
         return []
     # Rows a handler is changing right now (a /stop cancelling them) are skipped, not waited for.
-    return list(
-        session.exec(
-            select(OutboxMessage)
-            .where(outbox_id.in_(ids))
-            .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
-            .order_by(outbox_id)
-            .with_for_update(skip_locked=True)
-        ).all()
-    )
+    locked = session.exec(
+        select(OutboxMessage)
+        .where(outbox_id.in_(list(positions)))
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+        .order_by(outbox_id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return sorted(locked, key=lambda row: (positions[int(row.id or 0)], int(row.id or 0)))
 
 
 def _chat_paces(session: Session, chat_ids: set[int]) -> tuple[dict[int, datetime], set[int]]:
@@ -566,6 +578,7 @@ def record_outcomes(session: Session, outcomes: list[SendOutcome], *, owner: str
         return
     outcomes = _without_stale_refusals(session, outcomes, now=now)
     connection = session.connection()
+    outcomes = sorted(outcomes, key=lambda outcome: outcome.row_id)  # rows locked in id order, like the ORM's
     finished = [_finish_parameters(outcome, owner=owner, now=now) for outcome in outcomes]
     changed = connection.execute(_FINISH, finished).rowcount
     sent = [params for params, outcome in zip(finished, outcomes, strict=True) if outcome.message_id]
@@ -697,10 +710,22 @@ def release(session: Session, row_ids: list[int], *, owner: str) -> None:
 
 def renew_leases(session: Session, row_ids: list[int], *, owner: str, until: datetime) -> None:
     """Extend the leases of rows still being sent, so no other sender takes them meanwhile."""
-    if row_ids:
+    if not row_ids:
+        return
+    # Rows locked in id order, skipping any a handler is changing right now (a card taking a new
+    # payload): waiting for one while holding others could deadlock with that handler on PostgreSQL.
+    # A skipped row keeps its lease until the next renewal, a few seconds later.
+    free = session.exec(
+        select(OutboxMessage.id)
+        .where(col(OutboxMessage.id).in_(row_ids))
+        .where(col(OutboxMessage.lease_owner) == owner)
+        .order_by(col(OutboxMessage.id))
+        .with_for_update(skip_locked=True)
+    ).all()
+    if free:
         session.execute(
             sa.update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(row_ids))
+            .where(col(OutboxMessage.id).in_(list(free)))
             .where(col(OutboxMessage.lease_owner) == owner)
             .values(locked_until=until)
         )

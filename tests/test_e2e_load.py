@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections import Counter
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from bot.settings import Settings
-from storage.models import Answer, OutboxMessage, SurveyDelivery
+from storage.models import Answer, Case, OutboxMessage, SurveyDelivery
 from tests.e2e import STAFF_CHAT, RunningBot, running_bot
 from tests.fakes.bot_api_server import FakeUser, FloodLimits, RecordedRequest
 
@@ -103,6 +104,10 @@ class TestCriticBurst:
                 return done
 
             await env.api.wait_until(advance, timeout=WAIT)
+            with Session(env.engine) as session:
+                case_ids = [int(i) for i in session.exec(select(Case.id)).all() if i is not None]
+            await env.api.wait_until(lambda: not _unseen(env, case_ids), timeout=WAIT)
+            seen_at = _first_seen(env, case_ids)
             steps_done_at = max(r.time for r in env.api.requests if r.params.get("chat_id") != STAFF_CHAT)
             staff_by_then = [
                 r
@@ -127,7 +132,19 @@ class TestCriticBurst:
         assert _most_in_a_minute(staff_by_then) <= 20
         assert len(staff_by_then) < CRITICS / 2
         assert set(staff_rows) <= {"pending", "sent"}
-        assert len(staff_rows) >= CRITICS
+        # Every critic's case was in the staff chat within two minutes of the group's pace (20 calls a
+        # minute, so at most 40 staff-chat calls up to the last case's first showing): cards were merged.
+        assert len(case_ids) == CRITICS
+        last_seen = max(seen_at.values())
+        staff_calls = [
+            r
+            for r in env.api.requests
+            if r.params.get("chat_id") == STAFF_CHAT and r.status == 200 and r.time <= last_seen
+        ]
+        assert len(staff_calls) <= 40
+        assert len(
+            [r for r in env.api.requests_for("sendMessage") if r.params.get("chat_id") == STAFF_CHAT]
+        ) < (CRITICS / 4)
         delivered = [m["text"] for m in env.api.messages_to(STAFF_CHAT)]
         assert len(delivered) == len(set(delivered))
         # Each customer's survey message was edited in place once per step, never twice for the same step.
@@ -138,6 +155,23 @@ class TestCriticBurst:
         )
         assert max(edits.values()) == 1
         assert not list(itertools.islice(env.api.violations, 1))
+
+
+def _first_seen(env: RunningBot, case_ids: list[int]) -> dict[int, float]:
+    """When each case first showed in the staff chat (a card or a shared message, sent or edited)."""
+    seen: dict[int, float] = {}
+    for request in env.api.requests:
+        if request.params.get("chat_id") != STAFF_CHAT or request.status != 200:
+            continue
+        text = str(request.params.get("text", ""))
+        for case_id in re.findall(r"#(\d+)\b", text):
+            seen.setdefault(int(case_id), request.time)
+    return {case_id: seen[case_id] for case_id in case_ids if case_id in seen}
+
+
+def _unseen(env: RunningBot, case_ids: list[int]) -> list[int]:
+    seen = _first_seen(env, case_ids)
+    return [case_id for case_id in case_ids if case_id not in seen]
 
 
 class TestPurchaseBurst:
