@@ -347,6 +347,7 @@ def _seconds(value: float | None, projected: Callable[[], tuple[float, str]]) ->
 
 def _critic_table(console: Console, r: CriticBurstResult) -> None:
     queued = len(r.staff.queued)
+    messages = len(set(r.staff.queued.values()))
     table = Table(title="Critic burst (shipped defaults, Telegram's limits)", title_justify="left")
     table.add_column("")
     table.add_column("value", justify="right")
@@ -376,7 +377,8 @@ def _critic_table(console: Console, r: CriticBurstResult) -> None:
     table.add_row("observed staff chat pace", f"{pace * 60:.1f}/min" if pace is not None else "—")
     table.add_row(
         "at the bot's group pace the staff chat needs",
-        f"{group_drain_seconds(queued):.0f} s for {queued} messages (Telegram: 20/min)",
+        f"{group_drain_seconds(messages):.0f} s for {messages} messages showing {queued} cases "
+        "(Telegram: 20/min)",
     )
     table.add_row("429s", _throttling(r.throttling))
     console.print(table)

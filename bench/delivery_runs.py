@@ -452,7 +452,8 @@ class CriticBurstResult:
     @property
     def pace(self) -> float | None:
         """Staff messages per second observed after the group's initial burst, if enough were seen."""
-        times = sorted(self.staff.seen.values())[GROUP_CHAT_PACE.burst - 1 :]
+        # One time per message: cases sharing a message arrive together.
+        times = sorted(set(self.staff.seen.values()))[GROUP_CHAT_PACE.burst - 1 :]
         if len(times) < 3 or times[-1] <= times[0]:
             return None
         return (len(times) - 1) / (times[-1] - times[0])

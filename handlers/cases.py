@@ -104,10 +104,12 @@ def show_card(
     head = shown[0] if shown else case
     facts = _facts(session, services, case, now=now, last_exchange=last_exchange)
     timezone = services.settings.timezone
+    # Kept for every case, so that a case joining this message later finds its entry ready instead
+    # of loading this one's customer, order, answers and figures again.
+    case.card_entry = case_card.list_entry(services, facts)
     if len(shown) <= 1:
         payload = case_card.card_payload(services, facts, timezone=timezone)
     else:
-        case.card_entry = case_card.list_entry(services, facts)
         for other in shown:
             if other.card_entry is None:  # a case that had its own card until others joined it
                 other.card_entry = case_card.list_entry(

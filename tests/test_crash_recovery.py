@@ -21,7 +21,7 @@ from bot.application import FAILPOINT_VARIABLE, HOLD_UPDATES
 from bot.sender import LEASE
 from storage.db import create_db_engine
 from storage.models import Answer
-from tests.e2e import INGEST_KEY, TOKEN, button, free_port, next_step, process_env
+from tests.e2e import INGEST_KEY, STAFF_CHAT, TOKEN, button, free_port, next_step, process_env
 from tests.fakes.bot_api_server import FakeBotApi, FakeUser
 
 ANNA = FakeUser(id=9001, first_name="Anna", language_code="de")
@@ -147,6 +147,42 @@ class TestCrashRecovery:
                 assert "gefallen" in follow_up["text"]
             api.assert_clean()
         assert _answers(database_url) == [("nps", 9, None)]
+
+    async def test_sigkill_before_the_card_is_delivered_sends_it_once_after_the_restart(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        """The critic's answer committed, its card still on its way (the staff chat refused it): after
+        SIGKILL and a restart the card arrives exactly once, and the survey goes on and edits it."""
+        async with FakeBotApi(token=TOKEN) as api:
+            bot = BotProcess(api, database_url, tmp_path)
+            api.fail_chat(STAFF_CHAT, 403, "Forbidden: bot was kicked from the group chat")
+            async with bot.running():
+                response = await bot.report_purchase(
+                    order_id="K-3", customer_id="c-3", telegram_user_id=ANNA.id
+                )
+                assert response.status_code == 201
+                question = await api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)
+                api.user_presses_button(ANNA, question, button(question, "2"))
+                reason = await next_step(api, question)
+                await api.wait_until(
+                    lambda: any(
+                        r.params.get("chat_id") == STAFF_CHAT for r in api.requests_for("sendMessage")
+                    )
+                )
+                await bot.kill()
+            assert api.messages_to(STAFF_CHAT) == []
+            api.clear_failures(STAFF_CHAT)
+            async with bot.running():
+                cards = await api.wait_for_message(STAFF_CHAT, timeout=LEASE.total_seconds() + 30)
+                assert "2/10" in cards["text"]
+                api.user_presses_button(ANNA, reason, button(reason, "Preis"))
+                await next_step(api, reason, timeout=LEASE.total_seconds() + 15)
+                await api.wait_until(
+                    lambda: "Preis" in api.messages_to(STAFF_CHAT)[0]["text"],
+                    timeout=LEASE.total_seconds() + 30,
+                )
+                assert len(api.messages_to(STAFF_CHAT)) == 1
+            api.assert_clean()
 
     async def test_sigterm_stops_cleanly(self, database_url: str, tmp_path: Path) -> None:
         """SIGTERM (systemd, docker stop) ends the bot with exit code 0 and no traceback."""
