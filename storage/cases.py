@@ -119,10 +119,12 @@ def message_cases(session: Session, key: str) -> list[Case]:
 
 def joinable_message(session: Session, *, chat_id: int | None, now: datetime) -> str | None:
     """The key of the newest card message still waiting for the staff chat's pace, which a new case may
-    join; None when the chat has nothing waiting, or only messages a sender holds already."""
+    join; None when the chat has nothing waiting, or only messages a sender holds already.
+
+    In an update group, cards the group queued itself are not written yet and not found here: the
+    group keeps track of those (handlers/cases.py), so the rows it collected are not written early."""
     if chat_id is None:
         return None
-    write_pending(session)
     return session.exec(
         select(OutboxMessage.dedupe_key)
         .where(col(OutboxMessage.chat_id) == chat_id)
@@ -139,7 +141,6 @@ def waiting_for_chat(session: Session, *, chat_id: int | None) -> int:
     """How many messages wait for a chat (the staff chat's backlog decides whether new cases merge)."""
     if chat_id is None:
         return 0
-    write_pending(session)
     return int(
         session.exec(
             select(func.count())
