@@ -64,12 +64,14 @@ def _message_to_join(session: Session, services: Services, *, now: datetime) -> 
     chat_id = services.settings.staff_chat_id
     group = group_of(session)
     rows = case_group.case_rows(session, group) if group is not None else None
-    if rows is not None and rows.staff_backlog is None:
-        rows.staff_backlog = cases.waiting_for_chat(session, chat_id=chat_id)
-    backlog = rows.staff_backlog if rows is not None else cases.waiting_for_chat(session, chat_id=chat_id)
+    backlog = rows.staff_backlog if rows is not None else None
+    if backlog is None:
+        backlog = cases.waiting_for_chat(session, chat_id=chat_id)
+        if rows is not None:
+            rows.staff_backlog = backlog
     # Once more messages wait than the chat's pace lets out at once, a new card would wait its turn: at
     # a group's 20 a minute, the 200th critic of a burst would be seen ten minutes late.
-    if chat_id is None or backlog is None or backlog < chat_pace(chat_id).burst:
+    if chat_id is None or backlog < chat_pace(chat_id).burst:
         return None
     key = rows.joinable if rows is not None and rows.joinable else None
     key = key or cases.joinable_message(session, chat_id=chat_id, now=now)
@@ -115,7 +117,7 @@ def show_card(
                 other.card_entry = case_card.list_entry(
                     services, _facts(session, services, other, now=now, last_exchange="")
                 )
-        payload = case_card.list_payload(services, [dict(other.card_entry or {}) for other in shown])
+        payload = case_card.list_payload(services, [other.card_entry or {} for other in shown])
     if not new:  # a new case counts its first rendering already (storage.cases.open_case)
         head.card_version += 1
     queued = outbox.keep_current(

@@ -80,8 +80,16 @@ def open_case(
         record_event(session, case, action="opened", at=now)
         return case
     case_group.opened(group, case)
-    opened = {"case_id": case.id, "at": now, "actor_id": None, "actor_name": None, "text": None}
-    group.new_case_events.append({**opened, "action": "opened"})
+    group.new_case_events.append(
+        {
+            "case_id": case.id,
+            "at": now,
+            "actor_id": None,
+            "actor_name": None,
+            "action": "opened",
+            "text": None,
+        }
+    )
     return case
 
 

@@ -84,9 +84,7 @@ def enqueue(session: Session, call: OutboundCall, *, now: datetime | None = None
     }
     group = group_of(session)
     if group is not None:
-        if call.dedupe_key not in group.pending_outbox:  # like the unique key: the first one counts
-            group.new_outbox.append(row)
-            group.pending_outbox[call.dedupe_key] = row
+        group.new_outbox.setdefault(call.dedupe_key, row)  # like the unique key: the first one counts
         return
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
     insert_ignoring_duplicates(session, table, [row], conflict_columns=["dedupe_key"])
@@ -116,8 +114,8 @@ def keep_current(
       caller to edit once the message has its id, because the send may succeed with the old state.
     """
     group = group_of(session)
-    if group is not None and key in group.pending_outbox:  # queued by this group: not written yet
-        group.pending_outbox[key]["payload"] = payload
+    if group is not None and key in group.new_outbox:  # queued by this group: not written yet
+        group.new_outbox[key]["payload"] = payload
         return True
     if new:  # the caller knows nothing was queued under this key yet: no need to look
         row = None

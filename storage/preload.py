@@ -62,9 +62,9 @@ class GroupRows:
     """The cases of the group's deliveries and what their cards show, once a card asked
     (storage/case_group.py)."""
     new_answers: list[dict[str, Any]] = field(default_factory=list)
-    new_outbox: list[dict[str, Any]] = field(default_factory=list)
-    pending_outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """The rows of ``new_outbox`` by key, so a card queued in the group takes a new payload in place."""
+    new_outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Outbox rows to write, by key in the order queued, so a card queued in the group takes a new
+    payload in place."""
     new_case_events: list[dict[str, Any]] = field(default_factory=list)
     """"opened" events of the cases the group opened (written after the cases, which exist already)."""
 
@@ -100,8 +100,7 @@ def write_pending(session: Session) -> None:
         answers, rows.new_answers = rows.new_answers, []
         session.connection().execute(sa.insert(_table(Answer)), answers)
     if rows.new_outbox:
-        outbox, rows.new_outbox = rows.new_outbox, []
-        rows.pending_outbox.clear()
+        outbox, rows.new_outbox = list(rows.new_outbox.values()), {}
         insert_ignoring_duplicates(session, _table(OutboxMessage), outbox, conflict_columns=["dedupe_key"])
     if rows.new_case_events:
         events, rows.new_case_events = rows.new_case_events, []
