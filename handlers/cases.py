@@ -343,11 +343,12 @@ def case_of_press(session: Session, *, chat_id: int, message_id: int, case_id: i
     shown = {case.id for case in cases_of_card_message(session, chat_id=chat_id, message_id=message_id)}
     if not shown:
         # Pressed while the send's outcome is still being written (a fraction of a second): the message
-        # the case is on has no id yet, so there is nothing to compare with, as for survey buttons.
+        # the case is on has no id yet, so there is nothing to compare with, as for survey buttons. (On
+        # PostgreSQL the outcome may commit between the two reads: then its id is this message's.)
         named = cases.get_case(session, case_id)
         key = case_group.message_key(named) if named is not None else None
         row = session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == key)).first()
-        if row is not None and row.chat_id == chat_id and row.sent_message_id is None:
+        if row is not None and row.chat_id == chat_id and row.sent_message_id in (None, message_id):
             shown = {case.id for case in cases.message_cases(session, row.dedupe_key)}
     return cases.get_case(session, case_id, lock=True) if case_id in shown else None
 
