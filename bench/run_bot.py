@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 
 from bot.application import KundenpulsBot
 from bot.cli import configure_logging
+from bot.heap import freeze_startup_objects
 from bot.settings import SettingsError, load_settings
 
 STATS_VARIABLE = "KUNDENPULS_BENCH_STATS"
@@ -124,6 +125,7 @@ async def serve(windows: Windows, counter: StatementCounter) -> None:
     counter.attach(bot.engine)
     try:
         await bot.start()
+        freeze_startup_objects()
         await stop.wait()
     finally:
         await bot.stop()

@@ -194,6 +194,7 @@ def _run(settings: Settings) -> int:
 
 async def _serve(settings: Settings) -> None:
     from bot.application import KundenpulsBot
+    from bot.heap import freeze_startup_objects
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -202,6 +203,7 @@ async def _serve(settings: Settings) -> None:
     bot = KundenpulsBot(settings)
     try:
         await bot.start()
+        freeze_startup_objects()
         if bot.http_port is not None:
             log.info("purchase API on http://%s:%s/api/purchases", settings.http_host, bot.http_port)
             if settings.webhook_url is not None:
