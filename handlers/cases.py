@@ -31,31 +31,43 @@ card_key = case_group.card_key
 
 def case_for_answer(
     session: Session, services: Services, *, delivery: SurveyDelivery, kind: str, now: datetime
-) -> Case:
-    """The delivery's case, opened now if this answer is the first to call for one; its card is current."""
-    case = cases.case_of_delivery(session, _id(delivery.id))
+) -> None:
+    """Open the delivery's case if this answer is the first to call for one; keep its card current.
+
+    A new case's card is rendered once the case has its id: in an update group, when the group closes
+    (storage/cases.py), so it shows every answer the group recorded.
+    """
+    delivery_id = _id(delivery.id)
+    case = cases.case_of_delivery(session, delivery_id)
     if case is not None:
         show_card(session, services, case, now=now)
-        return case
-    shared = _message_to_join(session, services, now=now)
-    case = cases.open_case(
+        return
+    if cases.opening_in_group(session, delivery_id):
+        return  # its card is rendered when the group closes, with this answer
+    cases.open_case(
         session,
         customer_id=delivery.customer_id,
-        delivery_id=delivery.id,
+        delivery_id=delivery_id,
         kind=kind,
         now=now,
-        card_message_key=shared[0] if shared else None,
+        then=lambda case: _show_new_case(session, services, case, now=now),
     )
+
+
+def _show_new_case(session: Session, services: Services, case: Case, *, now: datetime) -> None:
+    """Queue a new case's card: a message of its own, or, while the staff chat lags, a shared one."""
+    shared = _message_to_join(session, services, now=now)
     group = group_of(session)
-    if shared is not None and group is not None:
-        case_group.joined(group, case, shared[1])
+    if shared is not None:
+        case.card_message_key = shared[0]
+        if group is not None:
+            case_group.joined(group, case, shared[1])
     # A case opened just now has no exchange yet, and its own card was never queued: nothing to look up.
     show_card(session, services, case, now=now, last_exchange="", new=shared is None)
     if shared is None and group is not None and group.cases is not None:
         group.cases.joinable = card_key(_id(case.id))
         if group.cases.staff_backlog is not None:
             group.cases.staff_backlog += 1
-    return case
 
 
 def _message_to_join(session: Session, services: Services, *, now: datetime) -> tuple[str, list[Case]] | None:

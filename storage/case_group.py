@@ -131,6 +131,7 @@ def opened(group: GroupRows, case: Case) -> None:
 def joined(group: GroupRows, case: Case, cases: list[Case]) -> None:
     """Record that a case the group opened shares the message of ``cases`` now."""
     if group.cases is not None:
+        group.cases.messages.pop(card_key(_id(case.id)), None)  # it was opened with a card of its own
         group.cases.messages[message_key(case)] = [*cases, case]
 
 

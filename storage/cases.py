@@ -8,12 +8,12 @@ Every staff action is a :class:`~storage.models.CaseEvent` with who did it and w
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, func, select
 
 from storage import case_group
@@ -28,7 +28,7 @@ from storage.models import (
     utcnow,
 )
 from storage.outbox import KIND_CASE_CARD
-from storage.preload import group_of, write_pending
+from storage.preload import group_of, insert_cases, write_pending
 
 REVENUE_WINDOW = timedelta(days=365)
 """The trailing window of a customer's revenue: the seed texts' "last 12 months"."""
@@ -42,12 +42,6 @@ def case_of_delivery(session: Session, delivery_id: int) -> Case | None:
     return session.exec(select(Case).where(col(Case.delivery_id) == delivery_id)).first()
 
 
-_CASES: sa.Table = Case.__table__  # type: ignore[attr-defined]
-_CASE_COLUMNS = [column.name for column in _CASES.columns if column.name != "id"]
-_INSERT_CASE = sa.insert(_CASES).returning(_CASES.c.id)
-"""Built once: building an INSERT with its values for each case cost more than running it."""
-
-
 def open_case(
     session: Session,
     *,
@@ -55,42 +49,45 @@ def open_case(
     delivery_id: int | None,
     kind: str,
     now: datetime,
-    card_message_key: str | None = None,
-) -> Case:
-    """Open a case with its first card rendering counted, and record the event.
+    then: Callable[[Case], None],
+) -> None:
+    """Open a case with its first card rendering counted, record the event, and call ``then`` with it
+    once it has its id (its card's key needs the id).
 
-    The row is inserted on its own (it needs its id for the card's key) rather than by flushing the
-    session, which would write every change of the update group early, row by row
-    (storage/case_group.py); the returned case is in the session like a loaded one.
+    In an update group the case is inserted when the group closes, with every other case the group
+    opened, in one statement (storage/preload.py), and ``then`` runs there, in the order the cases were
+    opened; so a card rendered then also shows whatever else the group recorded. Outside a group it is
+    inserted now and ``then`` runs at once.
     """
-    case = Case(
-        customer_id=customer_id,
-        delivery_id=delivery_id,
-        kind=kind,
-        opened_at=now,
-        card_version=1,
-        card_message_key=card_message_key,
-    )
-    values = {name: getattr(case, name) for name in _CASE_COLUMNS}
-    case.id = session.connection().execute(_INSERT_CASE, values).scalar_one()
-    make_transient_to_detached(case)
-    session.add(case)
+    case = Case(customer_id=customer_id, delivery_id=delivery_id, kind=kind, opened_at=now, card_version=1)
     group = group_of(session)
     if group is None:
+        insert_cases(session, [case])
         record_event(session, case, action="opened", at=now)
-        return case
-    case_group.opened(group, case)
-    group.new_case_events.append(
-        {
-            "case_id": case.id,
-            "at": now,
-            "actor_id": None,
-            "actor_name": None,
-            "action": "opened",
-            "text": None,
-        }
-    )
-    return case
+        then(case)
+        return
+
+    def opened(case: Case) -> None:
+        case_group.opened(group, case)
+        group.new_case_events.append(
+            {
+                "case_id": case.id,
+                "at": now,
+                "actor_id": None,
+                "actor_name": None,
+                "action": "opened",
+                "text": None,
+            }
+        )
+        then(case)
+
+    group.new_cases.append((case, opened))
+
+
+def opening_in_group(session: Session, delivery_id: int) -> bool:
+    """Whether the session's update group opens a case for this delivery already (not inserted yet)."""
+    group = group_of(session)
+    return group is not None and any(case.delivery_id == delivery_id for case, _ in group.new_cases)
 
 
 def record_event(

@@ -120,33 +120,49 @@ def test_a_group_reads_its_customers_figures_once_however_many_cards_it_renders(
     assert others == []
 
 
-def test_cases_opened_in_a_group_are_found_in_it_and_their_cards_in_the_next(engine: Engine) -> None:
+def test_cases_a_group_opens_are_inserted_together_when_it_closes_and_found_in_the_next(
+    engine: Engine,
+) -> None:
     deliveries = _shop(engine, 4)
+    opened: list[Case] = []
     with unit_of_work(engine) as session:
         _group(session, deliveries)
         assert cases.case_of_delivery(session, deliveries[0]) is None
-        opened = []
-        for delivery_id in deliveries:
-            delivery = session.get(SurveyDelivery, delivery_id)
-            assert delivery is not None
-            case = cases.open_case(
-                session, customer_id=delivery.customer_id, delivery_id=delivery_id, kind="critic", now=NOW
-            )
+
+        def show(case: Case) -> None:
+            assert case.id is not None
             shown = outbox.keep_current(
                 session,
-                key=cases.case_group.card_key(int(case.id or 0)),
+                key=cases.case_group.card_key(case.id),
                 kind=KIND_CASE_CARD,
                 chat_id=-100,
-                payload={"chat_id": -100, "text": f"card {delivery_id}"},
+                payload={"chat_id": -100, "text": f"card {case.delivery_id}"},
                 version=case.card_version,
-                delivery_id=delivery_id,
+                delivery_id=case.delivery_id,
                 now=NOW,
                 new=True,
             )
             assert shown
             opened.append(case)
-        assert [cases.case_of_delivery(session, d) for d in deliveries] == opened
-        preload.close_group(session)
+
+        with _counting(engine) as during:
+            for delivery_id in deliveries:
+                delivery = session.get(SurveyDelivery, delivery_id)
+                assert delivery is not None
+                cases.open_case(
+                    session,
+                    customer_id=delivery.customer_id,
+                    delivery_id=delivery_id,
+                    kind="critic",
+                    now=NOW,
+                    then=show,
+                )
+                assert cases.opening_in_group(session, delivery_id)
+        assert during == [] and opened == []  # nothing is written, and no card rendered, before the end
+        with _counting(engine) as closing:
+            preload.close_group(session)
+        assert [case.delivery_id for case in opened] == deliveries  # in the order they were opened
+        assert sum("INSERT INTO cases" in statement for statement in closing) == 1
     with unit_of_work(engine) as session:
         _group(session, deliveries)
         again = [cases.case_of_delivery(session, d) for d in deliveries]
