@@ -39,7 +39,8 @@ from bot.settings import SettingsError, load_settings
 STATS_VARIABLE = "KUNDENPULS_BENCH_STATS"
 PROFILE_VARIABLE = "KUNDENPULS_BENCH_PROFILE"
 STATEMENTS_VARIABLE = "KUNDENPULS_BENCH_STATEMENTS"
-"""A file for the texts of the statements run inside the windows, counted, most frequent first."""
+"""A file for the texts of the statements run inside the windows, counted, with the time spent in the
+driver on each; the most costly first."""
 
 
 class StatementCounter:
@@ -48,9 +49,10 @@ class StatementCounter:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.seconds: dict[str, float] = {}
-        self._started: dict[int, tuple[str, float]] = {}
+        self._started: dict[int, tuple[str, str | None, float]] = {}
         self.texts: Counter[str] | None = None
         """Statement texts, counted while a window is open, when ``KUNDENPULS_BENCH_STATEMENTS`` asks."""
+        self.text_seconds: dict[str, float] = {}
 
     def attach(self, engine: Engine) -> None:
         """Listen on ``engine``; cheap enough (a dict update per statement) not to move the numbers."""
@@ -63,16 +65,20 @@ class StatementCounter:
 
     def _before(self, _conn: Any, cursor: Any, statement: str, *_rest: Any) -> None:
         kind = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
-        if self.texts is not None:
-            self.texts[" ".join(statement.split())] += 1
-        self._started[id(cursor)] = (kind, time.perf_counter())
+        text = " ".join(statement.split()) if self.texts is not None else None
+        if self.texts is not None and text is not None:
+            self.texts[text] += 1
+        self._started[id(cursor)] = (kind, text, time.perf_counter())
 
     def _after(self, _conn: Any, cursor: Any, *_rest: Any) -> None:
         started = self._started.pop(id(cursor), None)
         if started is not None:
-            kind, at = started
+            kind, text, at = started
+            elapsed = time.perf_counter() - at
             self.counts[kind] += 1
-            self.seconds[kind] = self.seconds.get(kind, 0.0) + time.perf_counter() - at
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + elapsed
+            if text is not None:
+                self.text_seconds[text] = self.text_seconds.get(text, 0.0) + elapsed
 
     def snapshot(self) -> dict[str, Any]:
         """Cumulative counters now; a window is the difference of two snapshots."""
@@ -104,10 +110,15 @@ class Windows:
             self.closed.append({"start": self._open, "end": self._counter.snapshot()})
             self._open = None
         texts, self._counter.texts = self._counter.texts, None
+        seconds, self._counter.text_seconds = self._counter.text_seconds, {}
         statements_path = os.environ.get(STATEMENTS_VARIABLE)
         if texts is not None and statements_path:
+            costly = sorted(texts, key=lambda text: seconds.get(text, 0.0), reverse=True)
             with Path(statements_path).open("a") as out:
-                out.writelines(f"{count:7d}  {text}\n" for text, count in texts.most_common())
+                out.write("  count  driver ms  statement\n")
+                out.writelines(
+                    f"{texts[text]:7d}  {seconds.get(text, 0.0) * 1000:9.1f}  {text}\n" for text in costly
+                )
                 out.write("-" * 40 + "\n")
 
 

@@ -122,7 +122,8 @@ def keep_current(
     elif group is not None and key in group.outbox_rows:  # loaded for the group (storage/case_group.py)
         row = group.outbox_rows[key]
     else:
-        write_pending(session)
+        # What the group queued itself is in ``group.new_outbox`` (looked at above) or written already:
+        # no need to write the group's pending rows early to find this one.
         row = session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == key)).first()
         if group is not None and row is not None:  # the group's next look at it (a shared card) is free
             group.outbox_rows[key] = row
