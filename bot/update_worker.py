@@ -1,9 +1,9 @@
 """Handles stored updates exactly once, several to a transaction.
 
-An update's effects (answers, outbox rows) and its "done" mark are committed in one transaction. When
-many updates wait (a burst of answers), up to ``_GROUP`` of them share one transaction: the session, the
-connection checkout, ``BEGIN IMMEDIATE``, the commit and the "done" marks are paid once per group
-instead of once per answer (bench/README.md has the before and after). If any update of a group fails,
+An update's effects (answers, outbox rows) and its "done" mark are committed in one transaction, the
+same one that claimed it by locking its row (storage/inbox.py). When many updates wait (a burst of
+answers), up to ``_GROUP`` of them share one transaction: the session, the connection checkout,
+``BEGIN IMMEDIATE``, the commit and the "done" marks are paid once per group instead of once per answer (bench/README.md has the before and after). If any update of a group fails,
 the whole group is rolled back and its updates are handled again one by one, each in its own
 transaction, so one bad update never holds back or duplicates another. An update that fails on its own
 is tried again later; after a few failures it is parked as failed and the customer is told that
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -32,13 +31,11 @@ from storage.models import InboundUpdate, utcnow
 
 log = logging.getLogger(__name__)
 
-_BATCH = 100
 _GROUP = 50
 """Updates per shared transaction. A group costs a fixed handful of statements (storage/preload.py), so
 bigger groups are cheaper per answer: 50 instead of 25 took PostgreSQL from 0.64 to 0.74 of the echo
 bot (bench/README.md). Callback answers wait for the group's commit, so it stays short: about 60 ms
 for a full group on PostgreSQL here; a group is only full when that many updates wait."""
-_LEASE = timedelta(minutes=2)
 _IDLE_POLL_SECONDS = 5.0
 
 
@@ -104,7 +101,6 @@ class UpdateWorker:
         self._http_slots = http_slots
         self._handler_loop = handler_loop
         self._wake = asyncio.Event()
-        self._owner = secrets.token_hex(8)
         self._background: set[asyncio.Task[object]] = set()
         # Transient failures (a deadlock, a dropped connection) usually pass within seconds.
         self.retry_base = timedelta(seconds=1)
@@ -142,69 +138,99 @@ class UpdateWorker:
         return await self._handler_loop.run(self._drain_here(main_loop))
 
     async def _drain_here(self, main_loop: asyncio.AbstractEventLoop) -> int:
-        """Claim and handle batches until none is left (on the handler loop when there is one).
+        """Handle groups of due updates until none is left (on the handler loop when there is one).
 
         What must follow a commit (callback answers, waking the sender) is handed to ``main_loop``,
         where the bot talks to Telegram, as soon as each group commits.
         """
         total = 0
         while True:
-            with unit_of_work(self._engine) as session:
-                batch = inbox.claim_pending(
-                    session, owner=self._owner, now=utcnow(), lease=_LEASE, limit=_BATCH
-                )
-            if not batch:
+            outcome = await self._handle_due(main_loop)
+            if outcome is None:
                 return total
-            parsed = [(row, update) for row in batch if (update := self._parse(row)) is not None]
-            total += len(batch) - len(parsed)
-            for group in _groups(parsed):
-                error = await self._handle(group, main_loop)
-                if error is not None and len(group) == 1:
-                    self._record_failure(group[0][0], error, main_loop)
-                elif error is not None:
-                    log.debug(
-                        "a group of %s updates failed (%r); handling them one by one", len(group), error
-                    )
-                    for pair in group:
-                        if (own_error := await self._handle([pair], main_loop)) is not None:
-                            self._record_failure(pair[0], own_error, main_loop)
-                        await asyncio.sleep(0)
-                total += len(group)
-                # Without a handler loop, handling never waits on the network: let the poller, the
-                # sender and the callback answers run between groups.
-                await asyncio.sleep(0)
+            handled, failed, error = outcome
+            total += handled
+            if error is not None and len(failed) == 1:
+                self._record_failure(*failed[0], error, main_loop)
+            elif error is not None:
+                log.debug("a group of %s updates failed (%r); handling them one by one", len(failed), error)
+                for update_id, payload in failed:
+                    await self._handle_alone(update_id, payload, main_loop)
+                    await asyncio.sleep(0)
+            total += len(failed)
+            # Without a handler loop, handling never waits on the network: let the poller, the sender
+            # and the callback answers run between groups.
+            await asyncio.sleep(0)
 
-    async def _handle(
-        self, group: list[tuple[InboundUpdate, Update]], main_loop: asyncio.AbstractEventLoop
-    ) -> Exception | None:
-        """Handle ``group`` in one transaction; if any update fails, commit nothing and return the error."""
-        works: list[UpdateWork] = []
+    async def _handle_due(
+        self, main_loop: asyncio.AbstractEventLoop
+    ) -> tuple[int, list[tuple[int, dict[str, Any]]], Exception | None] | None:
+        """Lock the due updates and handle a group of them in the same transaction.
+
+        Returns None when nothing is due; else how many were handled (or parked as unparseable), and,
+        when the group failed and nothing of it was committed, its updates with the error.
+        """
+        group: list[tuple[InboundUpdate, Update]] = []
+        failed: list[tuple[int, dict[str, Any]]] = []
         try:
             with unit_of_work(self._engine) as session:
-                # The rows the handlers will look up, in a few statements for the whole group; what they
-                # write is collected and written at the end (storage/preload.py).
-                rows = preload.open_group(session)
-                group_preload.load_for(session, rows, [update for _, update in group])
-                for row, update in group:
-                    works.append(await self._process(session, row, update))
-                preload.close_group(session)
-                inbox.mark_done(session, [row.update_id for row, _ in group], now=utcnow())
+                rows = inbox.lock_due(session, now=utcnow(), limit=_GROUP)
+                if not rows:
+                    return None
+                parsed = [(row, update) for row in rows if (update := self._parse(session, row)) is not None]
+                # The first group; the rest of the locked rows are released by the commit, for the next.
+                group = next(_groups(parsed), [])
+                failed = [(row.update_id, row.payload) for row, _ in group]
+                works = await self._run_group(session, group)
         except Exception as error:
-            return error
+            return 0, failed, error
+        self._after_commits(works, main_loop)
+        return len(rows) - len(parsed) + len(group), [], None
+
+    async def _handle_alone(
+        self, update_id: int, payload: dict[str, Any], main_loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Handle one update of a failed group in a transaction of its own; record it if it fails too."""
+        try:
+            with unit_of_work(self._engine) as session:
+                row = inbox.lock_update(session, update_id)
+                update = self._parse(session, row) if row is not None else None
+                if row is None or update is None:
+                    return  # handled meanwhile by another worker, or parked as unparseable
+                works = await self._run_group(session, [(row, update)])
+        except Exception as error:
+            self._record_failure(update_id, payload, error, main_loop)
+            return
+        self._after_commits(works, main_loop)
+
+    async def _run_group(
+        self, session: Session, group: list[tuple[InboundUpdate, Update]]
+    ) -> list[UpdateWork]:
+        """Handle ``group`` in ``session`` and mark it done there; raises what a handler raised."""
+        works: list[UpdateWork] = []
+        if not group:
+            return works
+        # The rows the handlers will look up, in a few statements for the whole group; what they write
+        # is collected and written at the end (storage/preload.py).
+        rows = preload.open_group(session)
+        group_preload.load_for(session, rows, [update for _, update in group])
+        for row, update in group:
+            works.append(await self._process(session, row, update))
+        preload.close_group(session)
+        inbox.mark_done(session, [row.update_id for row, _ in group], now=utcnow())
+        return works
+
+    def _after_commits(self, works: list[UpdateWork], main_loop: asyncio.AbstractEventLoop) -> None:
         for work in works:
             main_loop.call_soon_threadsafe(self._after_commit, work)
-        return None
 
-    def _parse(self, row: InboundUpdate) -> Update | None:
-        """Turn a stored update into PTB's object; park it for good if it cannot be parsed."""
+    def _parse(self, session: Session, row: InboundUpdate) -> Update | None:
+        """Turn a stored update into PTB's object; park it for good (in ``session``) if it does not parse."""
         try:
             return Update.de_json(without_pressed_keyboard(row.payload), self._application.bot)
         except Exception as error:  # malformed JSON from the network must not stop the worker
             log.warning("update %s could not be parsed: %s", row.update_id, type(error).__name__)
-            with unit_of_work(self._engine) as session:
-                inbox.mark_unprocessable(
-                    session, row.update_id, now=utcnow(), error=f"unparseable: {error!r}"
-                )
+            inbox.mark_unprocessable(session, row.update_id, now=utcnow(), error=f"unparseable: {error!r}")
             return None
 
     async def _process(self, session: Session, row: InboundUpdate, update: Update) -> UpdateWork:
@@ -245,18 +271,22 @@ class UpdateWorker:
             return None
 
     def _record_failure(
-        self, row: InboundUpdate, error: BaseException, main_loop: asyncio.AbstractEventLoop
+        self,
+        update_id: int,
+        payload: dict[str, Any],
+        error: BaseException,
+        main_loop: asyncio.AbstractEventLoop,
     ) -> None:
-        log.error("handling update %s failed; it will be retried", row.update_id, exc_info=error)
+        log.error("handling update %s failed; it will be retried", update_id, exc_info=error)
         with unit_of_work(self._engine) as session:
             gave_up = inbox.mark_attempt_failed(
-                session, row.update_id, now=utcnow(), error=repr(error), retry_base=self.retry_base
+                session, update_id, now=utcnow(), error=repr(error), retry_base=self.retry_base
             )
-            chat_id = inbox.chat_of(row.payload) if gave_up else None
+            chat_id = inbox.chat_of(payload) if gave_up else None
             if chat_id is not None:
-                self._on_give_up(session, row.update_id, chat_id)
+                self._on_give_up(session, update_id, chat_id)
         if gave_up:
-            log.error("update %s failed %s times and is parked as failed", row.update_id, inbox.MAX_ATTEMPTS)
+            log.error("update %s failed %s times and is parked as failed", update_id, inbox.MAX_ATTEMPTS)
             main_loop.call_soon_threadsafe(self._on_messages_queued)
 
     async def close(self) -> None:

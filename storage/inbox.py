@@ -38,35 +38,36 @@ def store_updates(session: Session, updates: Sequence[dict[str, Any]], *, now: d
     return insert_ignoring_duplicates(session, table, rows, conflict_columns=["update_id"])
 
 
-def claim_pending(
-    session: Session, *, owner: str, now: datetime, lease: timedelta, limit: int
-) -> list[InboundUpdate]:
-    """Lease the oldest pending updates to this worker; a crashed worker's lease simply runs out."""
-    candidates = session.exec(
-        select(InboundUpdate.update_id)
-        .where(col(InboundUpdate.status) == UpdateStatus.PENDING.value)
-        .where(InboundUpdate.next_attempt_at <= now)
-        .where(sa.or_(col(InboundUpdate.locked_until).is_(None), col(InboundUpdate.locked_until) < now))
-        .order_by(col(InboundUpdate.update_id))
-        .limit(limit)
-    ).all()
-    if not candidates:
-        return []
-    session.execute(
-        sa.update(InboundUpdate)
-        .where(col(InboundUpdate.update_id).in_(candidates))
-        .where(sa.or_(col(InboundUpdate.locked_until).is_(None), col(InboundUpdate.locked_until) < now))
-        .values(locked_until=now + lease, lease_owner=owner)
-    )
+def lock_due(session: Session, *, now: datetime, limit: int) -> list[InboundUpdate]:
+    """The oldest pending updates that are due, locked until this transaction ends; oldest first.
+
+    The worker claims, handles and marks its updates done in one transaction, so the row lock is the
+    claim: another process skips the rows (``SKIP LOCKED`` on PostgreSQL; SQLite's one writer holds
+    every row anyway), and a process that dies mid-way releases them at once, where a lease written into
+    the rows cost a write per update and kept a dead worker's updates waiting until it ran out. Rows an
+    earlier version leased (``locked_until``) are left alone until their lease ends.
+    """
     return list(
         session.exec(
             select(InboundUpdate)
-            .where(col(InboundUpdate.update_id).in_(candidates))
-            .where(col(InboundUpdate.lease_owner) == owner)
-            .where(col(InboundUpdate.locked_until) == now + lease)
+            .where(col(InboundUpdate.status) == UpdateStatus.PENDING.value)
+            .where(InboundUpdate.next_attempt_at <= now)
+            .where(sa.or_(col(InboundUpdate.locked_until).is_(None), col(InboundUpdate.locked_until) < now))
             .order_by(col(InboundUpdate.update_id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
     )
+
+
+def lock_update(session: Session, update_id: int) -> InboundUpdate | None:
+    """One pending update, locked like :func:`lock_due`; None if it is handled or another worker has it."""
+    return session.exec(
+        select(InboundUpdate)
+        .where(col(InboundUpdate.update_id) == update_id)
+        .where(col(InboundUpdate.status) == UpdateStatus.PENDING.value)
+        .with_for_update(skip_locked=True)
+    ).first()
 
 
 # Built once: it runs for every update, and a reused statement skips SQLAlchemy's per-call rebuilding.
