@@ -292,6 +292,8 @@ class InboundUpdate(SQLModel, table=True):
     status: str = Field(default=UpdateStatus.PENDING, max_length=10)
     attempts: int = Field(default=0)
     next_attempt_at: datetime = _ts()
+    # Leases of earlier versions; the worker now claims an update by locking its row in the transaction
+    # that handles it (storage/inbox.py), and only respects a lease still running.
     locked_until: datetime | None = _ts(nullable=True)
     lease_owner: str | None = Field(default=None, max_length=32)
     last_error: str | None = Field(default=None, max_length=500)
