@@ -87,7 +87,17 @@ def fresh_postgres_schema() -> Iterator[str]:
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """Yield an engine on a migrated, empty database."""
-    db_engine = create_db_engine(database_url)
+    yield from _migrated_engine(database_url)
+
+
+@pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    """Yield an engine on a migrated, empty PostgreSQL schema (for what only PostgreSQL can show)."""
+    yield from _migrated_engine(postgres_url)
+
+
+def _migrated_engine(url: str) -> Iterator[Engine]:
+    db_engine = create_db_engine(url)
     upgrade_database(db_engine)
     yield db_engine
     db_engine.dispose()

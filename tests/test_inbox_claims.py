@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from storage import inbox
-from storage.db import create_db_engine, unit_of_work
-from storage.migrate import upgrade_database
+from storage.db import unit_of_work
 from storage.models import InboundUpdate, UpdateStatus, utcnow
-
-
-@pytest.fixture
-def postgres_engine(postgres_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(postgres_url)
-    upgrade_database(engine)
-    yield engine
-    engine.dispose()
 
 
 def _store(engine: Engine, count: int) -> None:
