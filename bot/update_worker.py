@@ -3,11 +3,11 @@
 An update's effects (answers, outbox rows) and its "done" mark are committed in one transaction, the
 same one that claimed it by locking its row (storage/inbox.py). When many updates wait (a burst of
 answers), up to ``_GROUP`` of them share one transaction: the session, the connection checkout,
-``BEGIN IMMEDIATE``, the commit and the "done" marks are paid once per group instead of once per answer (bench/README.md has the before and after). If any update of a group fails,
-the whole group is rolled back and its updates are handled again one by one, each in its own
-transaction, so one bad update never holds back or duplicates another. An update that fails on its own
-is tried again later; after a few failures it is parked as failed and the customer is told that
-something went wrong.
+``BEGIN IMMEDIATE``, the commit and the "done" marks are paid once per group instead of once per answer
+(bench/README.md has the before and after). If any update of a group fails, the whole group is rolled
+back and its updates are handled again one by one, each in its own transaction, so one bad update never
+holds back or duplicates another. An update that fails on its own is tried again later; after a few
+failures it is parked as failed and the customer is told that something went wrong.
 """
 
 from __future__ import annotations
