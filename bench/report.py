@@ -80,7 +80,8 @@ def print_header(console: Console, options: dict[str, Any], validating: bool, co
     console.print(f"Code under test: {code}", highlight=False)
     console.print(
         f"{options['customers']} customers, database {options['database']}, {options['rounds']} rounds "
-        f"(echo first, then Kundenpuls), {options['steps']} timed answer(s) per customer"
+        f"(echo, Kundenpuls, echo; the round's floor pools both echo runs), "
+        f"{options['steps']} timed answer(s) per customer"
     )
     spec = "on (official api.json)" if validating else "OFF (api.json not found)"
     console.print(
