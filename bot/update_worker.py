@@ -183,6 +183,8 @@ class UpdateWorker:
                 failed = [(row.update_id, row.payload) for row, _ in group]
                 works = await self._run_group(session, group)
         except Exception as error:
+            if not failed:
+                raise  # not a handler's failure (the database itself): as before, the worker stops here
             return 0, failed, error
         self._after_commits(works, main_loop)
         return len(rows) - len(parsed) + len(group), [], None
