@@ -65,8 +65,9 @@ class StatementCounter:
 
     def _before(self, _conn: Any, cursor: Any, statement: str, *_rest: Any) -> None:
         kind = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
-        text = " ".join(statement.split()) if self.texts is not None else None
-        if self.texts is not None and text is not None:
+        text = None
+        if self.texts is not None:
+            text = " ".join(statement.split())
             self.texts[text] += 1
         self._started[id(cursor)] = (kind, text, time.perf_counter())
 
