@@ -117,6 +117,8 @@ class OutboxSender:
         self._helpers: list[asyncio.Task[None]] = []
         self._db_calls: set[asyncio.Future[Any]] = set()
         self._last_cycle = 0.0
+        self._cycle_lock = asyncio.Lock()
+        """Cycles never overlap: ``drain`` waits until a cycle that took the outcomes has committed."""
 
     def wake(self) -> None:
         """Tell the sender that new rows are queued."""
@@ -159,6 +161,10 @@ class OutboxSender:
         One transaction, not two: the claim then already sees the rows just finished (a chat's next
         row is free at once), and the database has more time for the answers.
         """
+        async with self._cycle_lock:
+            return await self._cycle_alone()
+
+    async def _cycle_alone(self) -> Claim:
         outcomes, self._outcomes = self._outcomes, []
         now = utcnow()
 
