@@ -31,11 +31,12 @@ from storage.models import InboundUpdate, utcnow
 
 log = logging.getLogger(__name__)
 
-_GROUP = 50
+_GROUP = 100
 """Updates per shared transaction. A group costs a fixed handful of statements (storage/preload.py), so
-bigger groups are cheaper per answer: 50 instead of 25 took PostgreSQL from 0.64 to 0.74 of the echo
-bot (bench/README.md). Callback answers wait for the group's commit, so it stays short: about 60 ms
-for a full group on PostgreSQL here; a group is only full when that many updates wait."""
+bigger groups are cheaper per answer: 25 -> 50 took PostgreSQL from 0.64 to 0.74 of the echo bot, and
+50 -> 100 (2026-12-02, 5 rounds each) from 0.58 to 0.67, SQLite from 0.78 to 0.84 (bench/README.md).
+Callback answers wait for the group's commit: a full group takes about 180 ms on PostgreSQL here
+(100 answers at 556/s), and a group is only full when that many updates wait at once."""
 _IDLE_POLL_SECONDS = 5.0
 
 
