@@ -29,6 +29,13 @@ private chat with a burst of 4, 20/min per group, 30/s overall; see :class:`Floo
 webhook set and :meth:`~FakeBotApi.deliver_webhooks_to` naming local targets, updates are POSTed to them
 round-robin and retried until a 2xx, as Telegram delivers webhooks to a load balancer.
 
+Forums (supergroups with topics), because they are where bots meet Telegram's surprises:
+:meth:`~FakeBotApi.make_forum` turns a supergroup into one (``is_forum`` in its Chat objects and in
+``getChat``); ``createForumTopic`` answers a ``ForumTopic`` and posts the "topic created" service message
+whose id is the topic's ``message_thread_id``; ``sendMessage`` with ``message_thread_id`` files the
+message in that topic (unknown threads answer "message thread not found"); and every topic message that
+replies to nothing carries that service message as ``reply_to_message``, in updates and in answers alike.
+
 Everything runs on one event loop and is not thread-safe; :class:`FakeBotApiThread` runs the server on
 its own loop for bots in subprocesses or benchmarks, and :meth:`FakeBotApiThread.call` runs helpers
 there.
@@ -114,6 +121,19 @@ _NO_SPEC_RETURNS: dict[str, tuple[str, ...]] = {
 # Methods that fail_chat() affects: everything that puts something into (or changes it in) the chat.
 # They are also the "message calls" that flood limits, fail_share() and throttle_everything() apply to.
 _CHAT_WRITE_PREFIXES = ("send", "edit", "copy", "forward")
+# Message calls without those prefixes: a new topic posts its "topic created" service message.
+_CHAT_WRITE_METHODS = frozenset({"createforumtopic"})
+# Reads that fail_chat() affects too (a chat the bot was removed from cannot be looked up either); they
+# are not message calls, so flood limits, storms and fail_share() leave them alone.
+_CHAT_READ_METHODS = frozenset({"getchat"})
+_CHAT_NOT_FOUND = "Bad Request: chat not found"
+_NOT_A_FORUM = "Bad Request: the chat is not a forum"
+_NO_TOPIC_RIGHTS = "Bad Request: not enough rights to create a topic"
+_THREAD_NOT_FOUND = "Bad Request: message thread not found"
+# Telegram's colour for a topic created without icon_color (0x6FB9F0, the first of the allowed six).
+_DEFAULT_TOPIC_COLOR = 7322096
+# Reactions a chat allows per message unless its admins changed it; getChat always reports this.
+_MAX_REACTION_COUNT = 11
 _MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
 _SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # How long one webhook POST may take before it counts as failed (Telegram's own timeout is not published).
@@ -185,7 +205,8 @@ class BucketLimit:
 class FloodLimits:
     """Telegram's flood control as three token buckets; the default rates are the ones Telegram documents.
 
-    A message call (``send*``, ``edit*``, ``copy*``, ``forward*``) needs a token from ``overall`` and
+    A message call (``send*``, ``edit*``, ``copy*``, ``forward*``, and ``createForumTopic``, which posts a
+    service message into the group) needs a token from ``overall`` and
     from its chat's bucket: ``private_chat`` for a positive ``chat_id``, ``group`` for a negative one or
     an ``@username``. Telegram only says "about" 1/s per chat, 20/min per group and 30/s overall and
     publishes no bursts; the bursts here are our assumption (a few quick replies to one chat pass).
@@ -274,6 +295,17 @@ class _ShareFailure:
 
 
 @dataclass(slots=True)
+class _Forum:
+    """A forum supergroup's topics; the bot's ``can_manage_topics`` right decides if it may add some."""
+
+    can_manage_topics: bool
+    topics: dict[int, JsonDict] = field(default_factory=dict)
+    """``ForumTopic`` objects by ``message_thread_id``, in creation order."""
+    created: dict[int, JsonDict] = field(default_factory=dict)
+    """Each topic's "topic created" service message, which every message in the topic replies to."""
+
+
+@dataclass(slots=True)
 class _Failure:
     error_code: int
     description: str
@@ -337,6 +369,16 @@ def _json_response(status: int, body: JsonDict) -> web.Response:
         body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
         content_type="application/json",
     )
+
+
+def _is_message_call(key: str) -> bool:
+    """Whether the (lower-case) method posts into or changes a chat, so load and fail_chat() apply."""
+    return key.startswith(_CHAT_WRITE_PREFIXES) or key in _CHAT_WRITE_METHODS
+
+
+def _without_reply(message: Mapping[str, Any]) -> JsonDict:
+    """A copy of ``message`` fit for ``reply_to_message``, which Telegram never nests a second level."""
+    return {k: copy.deepcopy(v) for k, v in message.items() if k != "reply_to_message"}
 
 
 def _update_kind(update: Mapping[str, object]) -> str | None:
@@ -421,6 +463,9 @@ class FakeBotApi:
         self._next_message_id: dict[int, int] = {}
         self._open_callback_queries: set[str] = set()
         self._callback_ids = itertools.count(4_000_000_000_000_000_001)
+        self._forums: dict[int, _Forum] = {}
+        self._group_titles: dict[int, str] = {}
+        """Titles tests gave groups in :meth:`user_writes_in_group`, so getChat reports the same one."""
 
         # Updates.
         self._next_update_id = first_update_id
@@ -490,6 +535,8 @@ class FakeBotApi:
             "editmessagecaption": self._edit_message_caption,
             "answercallbackquery": self._answer_callback_query,
             "deletemessage": self._delete_message,
+            "getchat": self._get_chat,
+            "createforumtopic": self._create_forum_topic,
         }
         self._canonical_names = {
             "getme": "getMe",
@@ -506,6 +553,8 @@ class FakeBotApi:
             "editmessagecaption": "editMessageCaption",
             "answercallbackquery": "answerCallbackQuery",
             "deletemessage": "deleteMessage",
+            "getchat": "getChat",
+            "createforumtopic": "createForumTopic",
             "sendchataction": "sendChatAction",
             "close": "close",
             "logout": "logOut",
@@ -719,7 +768,7 @@ class FakeBotApi:
 
     async def _wait_while_held(self, key: str, params: Mapping[str, object]) -> None:
         chat_id = params.get("chat_id")
-        if key.startswith(_CHAT_WRITE_PREFIXES) and isinstance(chat_id, int | str):
+        if _is_message_call(key) and isinstance(chat_id, int | str):
             event = self._held_chats.get(chat_id)
             if event is not None:
                 await event.wait()
@@ -734,8 +783,11 @@ class FakeBotApi:
     ) -> None:
         """Make sends and edits to ``chat_id`` fail, always (``times=None``) or for the next ``times`` calls.
 
-        Covers ``send*``, ``edit*``, ``copy*`` and ``forward*`` (e.g. 403 "Forbidden: bot was blocked by
-        the user", 429 "Too Many Requests: retry after 1" with ``retry_after=1``).
+        Covers ``send*``, ``edit*``, ``copy*``, ``forward*`` and ``createForumTopic`` (e.g. 403
+        "Forbidden: bot was blocked by the user", 429 "Too Many Requests: retry after 1" with
+        ``retry_after=1``), and ``getChat`` too: a chat the bot was removed from cannot be looked up
+        either, so a bot that checks a chat before writing to it meets the failure there. Each of these
+        calls counts towards ``times``.
         """
         self._chat_failures[chat_id] = _Failure(error_code, description, retry_after, times)
 
@@ -766,7 +818,7 @@ class FakeBotApi:
         failure = self._method_failures.get(key)
         table: dict[Any, _Failure] = self._method_failures
         table_key: object = key
-        if failure is None and key.startswith(_CHAT_WRITE_PREFIXES):
+        if failure is None and (_is_message_call(key) or key in _CHAT_READ_METHODS):
             chat_id = params.get("chat_id")
             if isinstance(chat_id, int | str):
                 failure = self._chat_failures.get(chat_id)
@@ -821,14 +873,41 @@ class FakeBotApi:
         self.storms.append(storm)
         return storm
 
-    def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+    def migrate_chat(self, old_chat_id: int, new_chat_id: int, *, forum: bool = False) -> None:
         """Turn group ``old_chat_id`` into supergroup ``new_chat_id``, as when a group is upgraded.
 
         From now on every call with ``chat_id=old_chat_id`` answers Telegram's 400 with
-        ``parameters.migrate_to_chat_id`` (PTB raises ``ChatMigrated``); the new id is an ordinary
-        supergroup whose messages :meth:`messages_to` shows under the new id.
+        ``parameters.migrate_to_chat_id`` (PTB raises ``ChatMigrated``), ``getChat`` included; the new
+        id is an ordinary supergroup whose messages :meth:`messages_to` shows under the new id. That
+        covers edits too: Telegram does not let a bot edit (or delete) its messages in the old group
+        after the upgrade, so a bot that keeps ``(chat_id, message_id)`` of a status message must send
+        a new one in the supergroup rather than expect to edit the old one there (message ids are
+        counted per chat and do not carry over).
+
+        ``forum=True`` upgrades straight to a forum (:meth:`make_forum` of the new id, with the
+        ``can_manage_topics`` right): enabling topics is what upgrades most groups today.
         """
         self._migrations[old_chat_id] = new_chat_id
+        if forum:
+            self.make_forum(new_chat_id)
+
+    def make_forum(self, chat_id: int, *, can_manage_topics: bool = True) -> None:
+        """Make supergroup ``chat_id`` (an id starting with -100) a forum: a supergroup with topics.
+
+        From now on the Chat objects the fake puts into messages for that chat (the bot's, a user's,
+        a callback query's) and ``getChat`` carry ``"is_forum": true``, ``createForumTopic`` works
+        there if ``can_manage_topics`` (the bot's administrator right; calling again changes it and
+        keeps the topics), and ``message_thread_id`` names a topic. Message id 1 is the chat's own
+        first message (the General topic's), so no topic created here gets id 1, as on Telegram.
+        """
+        if not str(chat_id).startswith("-100"):
+            raise ValueError(f"only supergroups (ids starting with -100) can be forums, got {chat_id}")
+        forum = self._forums.get(chat_id)
+        if forum is None:
+            self._forums[chat_id] = _Forum(can_manage_topics)
+        else:
+            forum.can_manage_topics = can_manage_topics
+        self._next_message_id[chat_id] = max(self._next_message_id.get(chat_id, 1), 2)
 
     def set_limits(self, limits: FloodLimits | None) -> None:
         """Turn flood control on (``FloodLimits.telegram()``), change its limits, or off (``None``).
@@ -846,7 +925,7 @@ class FakeBotApi:
         chat_id = record.params.get("chat_id")
         if isinstance(chat_id, int | str) and (new_chat_id := self._migrations.get(chat_id)) is not None:
             raise _ApiError(400, _MIGRATED, migrate_to_chat_id=new_chat_id)
-        is_message_call = key.startswith(_CHAT_WRITE_PREFIXES)
+        is_message_call = _is_message_call(key)
         if is_message_call:
             now = self._clock()
             for storm in self.storms:
@@ -906,7 +985,47 @@ class FakeBotApi:
             return user.private_chat()
         if chat_id > 0:
             return {"id": chat_id, "type": "private", "first_name": f"User {chat_id}"}
-        return {"id": chat_id, "type": "supergroup", "title": f"Group {chat_id}"}
+        return self._group_chat(chat_id)
+
+    def _group_chat(self, chat_id: int) -> JsonDict:
+        """A group's ``Chat`` object, the same in every message and in getChat (one title per chat)."""
+        chat: JsonDict = {
+            "id": chat_id,
+            "type": "supergroup" if str(chat_id).startswith("-100") else "group",
+            "title": self._group_titles.get(chat_id, f"Group {chat_id}"),
+        }
+        if chat_id in self._forums:
+            chat["is_forum"] = True
+        return chat
+
+    def _topic_thread(self, chat_id: int, params: Mapping[str, object]) -> int | None:
+        """The topic a send names with ``message_thread_id``, or 400 like Telegram if there is none.
+
+        Non-forum chats (private chats and plain supergroups included) and the General topic (id 1,
+        which is addressed by leaving the parameter out) have no thread a bot can name here.
+        """
+        thread_id = params.get("message_thread_id")
+        if thread_id is None:
+            return None
+        forum = self._forums.get(chat_id)
+        if not isinstance(thread_id, int) or forum is None or thread_id not in forum.topics:
+            raise _ApiError(400, _THREAD_NOT_FOUND)
+        return thread_id
+
+    def _inherited_thread(self, chat_id: int, replied: Mapping[str, Any] | None) -> int | None:
+        """The topic of the message replied to, in a forum: Telegram files a reply in its topic."""
+        forum = self._forums.get(chat_id)
+        if forum is None or replied is None or not replied.get("is_topic_message"):
+            return None
+        thread_id = replied.get("message_thread_id")
+        return thread_id if isinstance(thread_id, int) and thread_id in forum.topics else None
+
+    def _put_in_topic(self, message: JsonDict, chat_id: int, thread_id: int) -> None:
+        """Add the thread fields; a message that replies to nothing replies to the topic's creation."""
+        message["message_thread_id"] = thread_id
+        message["is_topic_message"] = True
+        if "reply_to_message" not in message:
+            message["reply_to_message"] = _without_reply(self._forums[chat_id].created[thread_id])
 
     def _new_message_id(self, chat_id: int) -> int:
         message_id = self._next_message_id.get(chat_id, 1)
@@ -917,6 +1036,7 @@ class FakeBotApi:
         chat_id = self._resolve_chat(params.get("chat_id"))
         if self.strict_private_chats and chat_id > 0 and chat_id not in self._users:
             raise _ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+        thread_id = self._topic_thread(chat_id, params)
         message: JsonDict = {
             "message_id": self._new_message_id(chat_id),
             "from": self.bot_user,
@@ -931,12 +1051,17 @@ class FakeBotApi:
                 content["caption_entities"] = parsed.entities
         message.update(content)
         reply_to = params.get("reply_parameters")
+        original: JsonDict | None = None
         if isinstance(reply_to, dict) and isinstance(reply_to.get("message_id"), int):
             original = self._messages.get((chat_id, reply_to["message_id"])) or self._user_messages.get(
                 (chat_id, reply_to["message_id"])
             )
             if original is not None:
-                message["reply_to_message"] = {k: v for k, v in original.items() if k != "reply_to_message"}
+                message["reply_to_message"] = _without_reply(original)
+        if thread_id is None:
+            thread_id = self._inherited_thread(chat_id, original)
+        if thread_id is not None:
+            self._put_in_topic(message, chat_id, thread_id)
         markup = _inline_markup(params.get("reply_markup"))
         if markup is not None:
             message["reply_markup"] = markup
@@ -964,6 +1089,8 @@ class FakeBotApi:
             if action == "edit" and (chat_id, message_id) in self._user_messages:
                 raise _ApiError(400, "Bad Request: message can't be edited")
             raise _ApiError(400, f"Bad Request: message to {action} not found")
+        if action == "edit" and "forum_topic_created" in message:
+            raise _ApiError(400, "Bad Request: message can't be edited")  # a service message
         return message
 
     def _apply_edit(self, message: JsonDict, changes: Mapping[str, object]) -> JsonDict:
@@ -1037,6 +1164,79 @@ class FakeBotApi:
             if self._user_messages.pop((chat_id, message_id), None) is not None:
                 return True
         raise _ApiError(400, "Bad Request: message to delete not found")
+
+    async def _get_chat(self, params: dict[str, object]) -> object:
+        """``ChatFullInfo`` of a chat the bot knows, or 400 "chat not found" like Telegram.
+
+        Known are private chats of users who wrote to the bot and groups the fake has seen (a message
+        in either direction, :meth:`make_forum`, a migration's new id). The fields Telegram always
+        sends (``accent_color_id``, ``max_reaction_count``, ``accepted_gift_types``) are there, since
+        python-telegram-bot refuses to build a ``ChatFullInfo`` without them.
+        """
+        chat_id = self._resolve_chat(params.get("chat_id"))
+        if chat_id > 0:
+            user = self._users.get(chat_id)
+            if user is None:
+                raise _ApiError(400, _CHAT_NOT_FOUND)
+            info = user.private_chat()
+        else:
+            known = (
+                chat_id in self._forums
+                or chat_id in self._group_titles
+                or chat_id in self._next_message_id
+                or chat_id in self._migrations.values()
+            )
+            if not known:
+                raise _ApiError(400, _CHAT_NOT_FOUND)
+            info = self._group_chat(chat_id)
+        # Users accept gifts; groups cannot receive any. Without a chosen colour Telegram derives one.
+        gifts = chat_id > 0
+        info["accent_color_id"] = abs(chat_id) % 7
+        info["max_reaction_count"] = _MAX_REACTION_COUNT
+        info["accepted_gift_types"] = {
+            "unlimited_gifts": gifts,
+            "limited_gifts": gifts,
+            "unique_gifts": gifts,
+            "premium_subscription": gifts,
+            "gifts_from_channels": gifts,
+        }
+        return info
+
+    async def _create_forum_topic(self, params: dict[str, object]) -> object:
+        """A new topic and its "topic created" service message, whose id is the topic's thread id.
+
+        Telegram checks the forum before the right; the name's 1-128 characters are the spec's to
+        check. The service message is the bot's but not listed in :meth:`messages_to`: tests wait for
+        what the bot says, not for Telegram's bookkeeping.
+        """
+        chat_id = self._resolve_chat(params.get("chat_id"))
+        forum = self._forums.get(chat_id)
+        if forum is None:
+            raise _ApiError(400, _NOT_A_FORUM)
+        if not forum.can_manage_topics:
+            raise _ApiError(400, _NO_TOPIC_RIGHTS)
+        color = params.get("icon_color")
+        created: JsonDict = {
+            "name": str(params.get("name", "")),
+            "icon_color": color if isinstance(color, int) else _DEFAULT_TOPIC_COLOR,
+        }
+        emoji = params.get("icon_custom_emoji_id")
+        if isinstance(emoji, str) and emoji:
+            created["icon_custom_emoji_id"] = emoji
+        thread_id = self._new_message_id(chat_id)
+        service: JsonDict = {
+            "message_id": thread_id,
+            "from": self.bot_user,
+            "chat": self._chat_object(chat_id),
+            "date": int(time.time()),
+            "message_thread_id": thread_id,
+            "forum_topic_created": created,
+            "is_topic_message": True,
+        }
+        forum.topics[thread_id] = {"message_thread_id": thread_id, **created}
+        forum.created[thread_id] = service
+        self._messages[(chat_id, thread_id)] = service
+        return copy.deepcopy(forum.topics[thread_id])
 
     async def _answer_callback_query(self, params: dict[str, object]) -> object:
         query_id = params.get("callback_query_id")
@@ -1234,26 +1434,43 @@ class FakeBotApi:
         *,
         reply_to: Mapping[str, Any] | None = None,
         title: str = "Team",
+        thread_id: int | None = None,
     ) -> JsonDict:
         """The user writes ``text`` in a group (a supergroup when the id starts with -100), optionally as a
-        reply to a message there, which the update carries as it is stored now (edits applied)."""
+        reply to a message there, which the update carries as it is stored now (edits applied).
+
+        In a forum, ``thread_id`` puts the message into that topic (it must exist: created with
+        ``createForumTopic``), and so does replying to a message in a topic. A topic message then
+        carries ``message_thread_id``, ``is_topic_message`` and, when it replies to nothing, the
+        topic's "topic created" service message as ``reply_to_message``: that is what Telegram
+        sends, and a bot must not take it for a reply the user chose. The message is remembered, so
+        the bot can reply to it (and its reply lands in the same topic).
+        """
+        forum = self._forums.get(chat_id)
+        if thread_id is not None and (forum is None or thread_id not in forum.topics):
+            raise ValueError(f"chat {chat_id} has no topic {thread_id}; create it with createForumTopic")
         self._users[user.id] = user
-        kind = "supergroup" if str(chat_id).startswith("-100") else "group"
+        self._group_titles[chat_id] = title
         message: JsonDict = {
             "message_id": self._new_message_id(chat_id),
             "from": user.to_dict(),
-            "chat": {"id": chat_id, "type": kind, "title": title},
+            "chat": self._group_chat(chat_id),
             "date": int(time.time()),
             "text": text,
         }
         if text.startswith("/"):
             command = text.split(maxsplit=1)[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
+        current: Mapping[str, Any] | None = None
         if reply_to is not None:
-            current = self._messages.get((chat_id, int(reply_to["message_id"]))) or dict(reply_to)
-            message["reply_to_message"] = {
-                k: v for k, v in copy.deepcopy(current).items() if k != "reply_to_message"
-            }
+            key = (chat_id, int(reply_to["message_id"]))
+            current = self._messages.get(key) or self._user_messages.get(key) or dict(reply_to)
+            message["reply_to_message"] = _without_reply(current)
+        if thread_id is None:
+            thread_id = self._inherited_thread(chat_id, current)
+        if thread_id is not None:
+            self._put_in_topic(message, chat_id, thread_id)
+        self._user_messages[(chat_id, message["message_id"])] = message
         return self.enqueue_update({"message": message})
 
     def user_presses_button(
@@ -1283,10 +1500,13 @@ class FakeBotApi:
                 )
         query_id = str(next(self._callback_ids))
         self._open_callback_queries.add(query_id)
+        shown = copy.deepcopy(current)
+        if chat_id in self._forums and isinstance(shown.get("chat"), dict):
+            shown["chat"]["is_forum"] = True  # the chat as it is now, even if it became a forum later
         query: JsonDict = {
             "id": query_id,
             "from": user.to_dict(),
-            "message": copy.deepcopy(current),
+            "message": shown,
             "chat_instance": str(-(abs(chat_id) * 1_000 + 7)),
             "data": callback_data,
         }
@@ -1431,6 +1651,19 @@ class FakeBotApi:
         """The bot's messages in ``chat_id`` as they are now (edits applied, deletions gone), oldest first."""
         ids = self._bot_message_ids.get(chat_id, [])
         return [copy.deepcopy(m) for i in ids if (m := self._messages.get((chat_id, i))) is not None]
+
+    def topics(self, chat_id: int) -> list[JsonDict]:
+        """The forum's ``ForumTopic`` objects as ``createForumTopic`` returned them, in creation order."""
+        forum = self._forums.get(chat_id)
+        return [copy.deepcopy(t) for t in forum.topics.values()] if forum is not None else []
+
+    def messages_in_topic(self, chat_id: int, thread_id: int) -> list[JsonDict]:
+        """The bot's messages in one topic, as :meth:`messages_to` shows them (not the service message)."""
+        return [
+            m
+            for m in self.messages_to(chat_id)
+            if m.get("is_topic_message") and m.get("message_thread_id") == thread_id
+        ]
 
     def sent_texts(self, chat_id: int) -> list[str]:
         """Texts of :meth:`messages_to` (as displayed: markup parsed, edits applied)."""
