@@ -19,7 +19,8 @@ from aiohttp import web
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from telegram import BotCommand
-from telegram.ext import Application, ContextTypes, Defaults
+from telegram.error import TelegramError
+from telegram.ext import Application, ContextTypes, Defaults, filters
 
 from bot import jobs
 from bot.handler_loop import HandlerLoop
@@ -35,6 +36,7 @@ from handlers import chat_member, customer_commands, customer_survey, customers,
 from handlers.context import BotApplication, BotContext, UpdateWork
 from handlers.errors import record_error
 from handlers.services import Services
+from storage import outbox
 from storage.db import create_db_engine, unit_of_work
 from storage.migrate import upgrade_database
 from storage.models import TelegramUser, utcnow
@@ -53,7 +55,9 @@ ANSWERS_IN_FLIGHT = 4
 """Callback answers have slots of their own, so they never wait behind sends."""
 
 
-def build_application(settings: Settings, services: Services) -> BotApplication:
+def build_application(
+    settings: Settings, services: Services, in_staff_chat: filters.Chat | None = None
+) -> BotApplication:
     """Build the python-telegram-bot Application with every handler registered in one place."""
     # Opt into PTB's timedelta durations now (its int durations are deprecated and warn on every 429).
     os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -77,7 +81,10 @@ def build_application(settings: Settings, services: Services) -> BotApplication:
     # Order matters: commands first, then survey answers, then the catch-alls that make sure every
     # message and button press still gets an answer.
     # Staff first: in a private staff chat their replies to a card must not be taken for a customer's.
-    application.add_handlers(staff.handlers_for(settings))
+    in_staff_chat = in_staff_chat if in_staff_chat is not None else staff.staff_chat_filter(settings)
+    if settings.staff_chat_id is not None:
+        application.add_handler(staff.forum_watch(in_staff_chat), group=-1)
+    application.add_handlers(staff.handlers_for(settings, in_staff_chat))
     application.add_handlers(customer_commands.HANDLERS)
     application.add_handlers(customer_survey.HANDLERS)
     application.add_handlers(chat_member.HANDLERS)
@@ -102,7 +109,8 @@ class KundenpulsBot:
         self.engine = engine or create_db_engine(settings.database_url)
         survey = load_builtin_survey(POST_PURCHASE_SURVEY_ID)
         self.services = Services(settings=settings, surveys={survey.id: survey}, catalogue=load_catalogue())
-        self.application = build_application(settings, self.services)
+        self.in_staff_chat = staff.staff_chat_filter(settings)
+        self.application = build_application(settings, self.services, self.in_staff_chat)
         self.sender = OutboxSender(
             engine=self.engine,
             bot=self.application.bot,
@@ -110,6 +118,7 @@ class KundenpulsBot:
             send_rate=settings.send_rate,
             staff_chat_id=settings.staff_chat_id,
         )
+        self.sender.on_staff_chat_moved = self.in_staff_chat.add_chat_ids
         self.handler_loop = HandlerLoop()
         self.worker = UpdateWorker(
             engine=self.engine,
@@ -162,9 +171,13 @@ class KundenpulsBot:
         await self.application.initialize()
         self.services.bot_username = self.application.bot.username
         await self._set_commands()
-        assign_staff_chat(self.engine, self.settings.staff_chat_id, utcnow())
-        if self.settings.staff_chat_id is None:
+        staff_chat = assign_staff_chat(self.engine, self.settings.staff_chat_id, utcnow())
+        if staff_chat is None:
             log.warning("STAFF_CHAT_ID is not set: critic alerts are kept until it is")
+        else:
+            if staff_chat != self.settings.staff_chat_id:
+                self.in_staff_chat.add_chat_ids(staff_chat)
+            await self._learn_forum(staff_chat)
         await self.application.start()
         job_queue = self.application.job_queue
         if job_queue is None:  # pragma: no cover - the job-queue extra is a dependency
@@ -193,6 +206,23 @@ class KundenpulsBot:
             self._spawn(self.poller.run(), "poller")
         self.ready = True
         log.info("Kundenpuls is running as @%s", self.services.bot_username)
+
+    async def _learn_forum(self, chat_id: int) -> None:
+        """Ask Telegram whether the staff chat is a forum (then every case gets a topic of its own)."""
+        if chat_id > 0:
+            return  # a private staff chat has no topics
+        try:
+            chat = await self.application.bot.get_chat(chat_id)
+        except TelegramError as error:
+            # The sender says what to fix when the chat refuses the first alert; topics wait until then.
+            log.warning("could not ask whether the staff chat %s is a forum: %s", chat_id, error)
+            return
+        forum = bool(chat.is_forum)
+        with unit_of_work(self.engine) as session:
+            outbox.set_forum(session, chat_id, is_forum=forum, now=utcnow())
+        self.services.staff_chat_forum[chat_id] = forum
+        if forum:
+            log.info("the staff chat %s is a forum: every case gets a topic of its own", chat_id)
 
     async def health_report(self) -> dict[str, Any]:
         """What /healthz says beyond "ok": how updates arrive here, 429s, and the staff chat."""

@@ -24,6 +24,9 @@ What Telegram's answers mean:
 - The staff chat refusing (403, "chat not found"): its messages wait, never fail; the log says what to
   fix and ``/healthz`` reports it, and everything is delivered once it answers again.
 - A group that became a supergroup (``ChatMigrated``): everything queued follows the new id.
+- A forum topic that cannot be made (no topics there, or no right to manage them): the case's messages
+  go to the chat's General topic instead, and no more topics are tried there until the chat says again
+  that it is a forum (its next update, or the next start).
 - Network errors, time-outs and 5xx: the row is retried with exponential backoff and jitter.
 - Other 400s: a bug on our side that retrying cannot fix; parked as failed with the error.
 """
@@ -63,7 +66,9 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-_METHODS = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup"})
+_METHODS = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup", "createForumTopic"})
+_TOPICS_KEPT = 1000
+"""Topics made by this process, kept for the case messages that follow them in the same batch."""
 LEASE = timedelta(seconds=15)
 """How long a crashed sender's rows (and the chats behind them) stay untouched; renewed every few seconds
 while a call runs, so a slow call keeps its rows however long PTB's time-outs let it take."""
@@ -117,6 +122,10 @@ class OutboxSender:
         self._helpers: list[asyncio.Task[None]] = []
         self._db_calls: set[asyncio.Future[Any]] = set()
         self._last_cycle = 0.0
+        self._topics: dict[str, int] = {}
+        """``message_thread_id`` of the topics this process made, by the topic row's key."""
+        self.on_staff_chat_moved: Callable[[int], None] | None = None
+        """Told the new id when the staff chat became a supergroup (the staff handlers listen there too)."""
         self._cycle_lock = asyncio.Lock()
         """Cycles never overlap: ``drain`` waits until a cycle that took the outcomes has committed."""
 
@@ -294,23 +303,53 @@ class OutboxSender:
         return SendOutcome(row_id=row_id, chat_id=chat_id, status=OutboxStatus.SENT, message_id=message_id)
 
     async def _call(self, row: OutboxMessage) -> int | None:
-        """Make the Bot API call a row describes; return the message id it produced, if any."""
+        """Make the Bot API call a row describes; return the message id it produced, if any (for a topic:
+        its ``message_thread_id``)."""
         if row.chat_id is None:  # claim_due never hands out rows without a chat
             raise ValueError(f"outbox row {row.id} has no chat")
         if row.method not in _METHODS:
             raise ValueError(f"outbox row {row.id} has an unsupported method {row.method!r}")
         payload: dict[str, Any] = {**row.payload, "chat_id": row.chat_id}
+        topic = payload.pop(outbox.THREAD_OF, None)
+        if isinstance(topic, str) and row.method == "sendMessage":
+            thread = await self._thread(topic)
+            if thread is not None:
+                payload["message_thread_id"] = thread
         try:
             result = await _post(self._bot, row.method, payload)
         except BadRequest as error:
-            if row.method != "editMessageText" or row.kind not in STEP_KINDS or not _is_gone(error):
+            if "message_thread_id" in payload and "thread not found" in str(error).lower():
+                # Someone deleted the case's topic: the message goes to the General topic instead.
+                payload.pop("message_thread_id")
+                payload.pop("reply_parameters", None)
+                result = await _post(self._bot, row.method, payload)
+            elif row.method != "editMessageText" or row.kind not in STEP_KINDS or not _is_gone(error):
                 raise
-            # The customer deleted the message (or it can no longer be edited): the next step must
-            # still reach them, so it goes out as a new message.
-            payload.pop("message_id", None)
-            result = await _post(self._bot, "sendMessage", payload)
+            else:
+                # The customer deleted the message (or it can no longer be edited): the next step must
+                # still reach them, so it goes out as a new message.
+                payload.pop("message_id", None)
+                result = await _post(self._bot, "sendMessage", payload)
+        if row.method == "createForumTopic":
+            thread_id = result.get("message_thread_id") if isinstance(result, dict) else None
+            if isinstance(thread_id, int):
+                if len(self._topics) >= _TOPICS_KEPT:
+                    self._topics.clear()
+                self._topics[row.dedupe_key] = thread_id
+                return thread_id
+            return None
         message_id = result.get("message_id") if isinstance(result, dict) else None
         return message_id if isinstance(message_id, int) else None
+
+    async def _thread(self, topic_key: str) -> int | None:
+        """The thread of a case's topic: made by this process just now, or recorded in the database.
+
+        The topic row comes first in its chat's queue, so by the time its case's messages are sent it
+        was made (or failed for good, and they go to the General topic)."""
+        thread = self._topics.get(topic_key)
+        if thread is None:
+            thread = await self._db(partial(outbox.thread_of, key=topic_key))
+        return thread
 
     # --------------------------------------------------------------------------------- Telegram's answers
 
@@ -337,6 +376,8 @@ class OutboxSender:
     def _migrated(self, row: OutboxMessage, new_chat_id: int) -> SendOutcome:
         chat_id = int(row.chat_id or 0)
         self._migrations[chat_id] = new_chat_id
+        if chat_id == self.staff_chat_id and self.on_staff_chat_moved is not None:
+            self.on_staff_chat_moved(new_chat_id)
         if chat_id == self.staff_chat_id:
             log.warning(
                 "the staff chat %s became a supergroup with id %s; queued messages follow it. "
@@ -377,6 +418,14 @@ class OutboxSender:
             return _settled(row, OutboxStatus.AWAITING_CONTACT, error, hold_chat=True)
         if "message is not modified" in text:
             return _settled(row, OutboxStatus.SENT, None)
+        if row.method == "createForumTopic" and ("not a forum" in text or "not enough rights" in text):
+            log.error(
+                "no topic could be made for a case in the staff chat %s (%s): its cards go to the General "
+                "topic. For a topic per case, make the bot an admin with the right to manage topics",
+                row.chat_id,
+                error,
+            )
+            return dataclasses.replace(_settled(row, OutboxStatus.FAILED, error), not_a_forum=True)
         log.error("Telegram rejected outbox row %s (%s %s): %s", row.id, row.kind, row.method, error)
         return _settled(row, OutboxStatus.FAILED, error)
 

@@ -17,7 +17,14 @@ from handlers.services import Services
 from storage import answers as stored_answers
 from storage import case_group, cases, outbox
 from storage.models import Case, CaseStatus, Customer, OutboxMessage, Purchase, SurveyDelivery, TelegramUser
-from storage.outbox import KIND_CASE_CARD, KIND_CASE_MESSAGE, KIND_REPLY, OutboundCall
+from storage.outbox import (
+    KIND_CASE_CARD,
+    KIND_CASE_MESSAGE,
+    KIND_CASE_TOPIC,
+    KIND_REPLY,
+    THREAD_OF,
+    OutboundCall,
+)
 from storage.pacing import chat_pace
 from storage.preload import group_of
 
@@ -62,12 +69,54 @@ def _show_new_case(session: Session, services: Services, case: Case, *, now: dat
         case.card_message_key = shared[0]
         if group is not None:
             case_group.joined(group, case, shared[1])
+    elif _staff_chat_is_forum(session, services):
+        _queue_topic(session, services, case, now=now)
     # A case opened just now has no exchange yet, and its own card was never queued: nothing to look up.
     show_card(session, services, case, now=now, last_exchange="", new=shared is None)
     if shared is None and group is not None and group.cases is not None:
         group.cases.joinable = card_key(_id(case.id))
         if group.cases.staff_backlog is not None:
             group.cases.staff_backlog += 1
+
+
+def _staff_chat_is_forum(session: Session, services: Services) -> bool:
+    """Whether new cases get a topic of their own (asked once per update group)."""
+    group = group_of(session)
+    rows = case_group.case_rows(session, group) if group is not None else None
+    if rows is not None and rows.staff_is_forum is not None:
+        return rows.staff_is_forum
+    forum = outbox.is_forum(session, services.settings.staff_chat_id)
+    if rows is not None:
+        rows.staff_is_forum = forum
+    return forum
+
+
+def _queue_topic(session: Session, services: Services, case: Case, *, now: datetime) -> None:
+    """Queue the case's forum topic, right before its card: the card and everything after it go there.
+
+    Only for a case with a card of its own: in a burst, cases share messages in the General topic, since
+    a topic costs a message of the group's 20 a minute too, and a case must be seen before it is sorted.
+    """
+    customer = session.get(Customer, case.customer_id)
+    delivery = session.get(SurveyDelivery, case.delivery_id) if case.delivery_id is not None else None
+    score = delivery.nps_score if delivery is not None and delivery.nps_score is not None else "–"
+    name = services.plain_text(
+        services.settings.default_language,
+        "case_topic_name",
+        case_id=_id(case.id),
+        name=((customer.name if customer else None) or "—")[:80],
+        score=str(score),
+    )
+    call = OutboundCall(
+        outbox.topic_key(_id(case.id)),
+        KIND_CASE_TOPIC,
+        "createForumTopic",
+        services.settings.staff_chat_id,
+        {"name": name[:128]},
+        case.delivery_id,
+    )
+    outbox.enqueue(session, call, now=now)
+    case.in_topic = True
 
 
 def _message_to_join(session: Session, services: Services, *, now: datetime) -> tuple[str, list[Case]] | None:
@@ -123,6 +172,8 @@ def show_card(
     case.card_entry = case_card.list_entry(services, facts)
     if len(shown) <= 1:
         payload = case_card.card_payload(services, facts, timezone=timezone)
+        if head.in_topic:
+            payload[THREAD_OF] = outbox.topic_key(_id(head.id))
     else:
         for other in shown:
             if other.card_entry is None:  # a case that had its own card until others joined it
@@ -327,6 +378,8 @@ def tell_staff(
     """Queue a message (HTML) to the staff chat: the answer to ``/open``, or, with ``case``, a reply to
     that case's card (once the card has its message id)."""
     payload: dict[str, object] = {"text": text, "parse_mode": "HTML"}
+    if case is not None and case.in_topic:
+        payload[THREAD_OF] = outbox.topic_key(_id(case.id))
     reply_to = outbox.sent_message_id(session, case_group.message_key(case)) if case is not None else None
     if reply_to is not None:
         payload["reply_parameters"] = {"message_id": reply_to, "allow_sending_without_reply": True}
@@ -383,6 +436,20 @@ def case_of_reply(session: Session, *, chat_id: int, message_id: int, user_id: i
     else:
         return None
     return cases.get_case(session, _id(chosen.id), lock=True)
+
+
+def case_of_topic(session: Session, *, chat_id: int, thread_id: int) -> Case | None:
+    """The case whose forum topic this is (locked, so messages in it take turns); None for other topics."""
+    key = session.exec(
+        select(OutboxMessage.dedupe_key)
+        .where(col(OutboxMessage.kind) == KIND_CASE_TOPIC)
+        .where(col(OutboxMessage.chat_id) == chat_id)
+        .where(col(OutboxMessage.sent_message_id) == thread_id)
+    ).first()
+    parts = key.split(":") if key is not None else []
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return cases.get_case(session, int(parts[1]), lock=True)
 
 
 def _assign(case: Case, *, user_id: int, name: str, now: datetime) -> None:

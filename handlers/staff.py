@@ -19,6 +19,7 @@ from handlers import case_card, cases
 from handlers.context import BotContext
 from handlers.services import Services
 from storage import cases as stored_cases
+from storage import outbox as stored_outbox
 from storage.models import Case, CaseStatus, Customer, SurveyDelivery
 
 _MAX_LISTED = 30
@@ -82,6 +83,9 @@ async def reply_to_card(update: Update, context: BotContext) -> None:
     case = cases.case_of_reply(
         session, chat_id=message.chat.id, message_id=message.reply_to_message.message_id, user_id=user.id
     )
+    if case is None and message.is_topic_message and message.message_thread_id is not None:
+        # Written in a case's topic: Telegram marks it as a reply to the topic's first message.
+        case = cases.case_of_topic(session, chat_id=message.chat.id, thread_id=message.message_thread_id)
     if case is None or not is_staff(context.services.settings, user):
         return
     if cases.staff_reply(
@@ -95,6 +99,18 @@ async def reply_to_card(update: Update, context: BotContext) -> None:
         now=context.work.now,
     ):
         context.work.queued_messages = True
+
+
+async def note_forum(update: Update, context: BotContext) -> None:
+    """Keep up with whether the staff chat is a forum: topics switched on or off while the bot runs."""
+    chat = update.effective_chat
+    if chat is None or chat.type != "supergroup":
+        return
+    forum = bool(chat.is_forum)
+    known = context.services.staff_chat_forum
+    if known.get(chat.id) != forum:
+        stored_outbox.set_forum(context.session, chat.id, is_forum=forum, now=context.work.now)
+        known[chat.id] = forum
 
 
 async def open_cases(update: Update, context: BotContext) -> None:
@@ -136,11 +152,26 @@ def _open_line(session: Session, services: Services, case: Case, now: datetime) 
     )
 
 
-def handlers_for(settings: Settings) -> list[BaseHandler[Update, BotContext, None]]:
+def staff_chat_filter(settings: Settings) -> filters.Chat:
+    """The staff chat, as a filter that can follow it: when it becomes a supergroup, the sender adds the
+    new id (``add_chat_ids``), so replies and ``/open`` there count before STAFF_CHAT_ID is updated."""
+    return (
+        filters.Chat(chat_id=settings.staff_chat_id) if settings.staff_chat_id is not None else filters.Chat()
+    )
+
+
+def forum_watch(in_staff_chat: filters.Chat) -> BaseHandler[Update, BotContext, None]:
+    """Runs (in a group of its own, before the others) for every message in the staff chat."""
+    return MessageHandler(in_staff_chat & filters.ChatType.SUPERGROUP, note_forum)
+
+
+def handlers_for(
+    settings: Settings, in_staff_chat: filters.Chat | None = None
+) -> list[BaseHandler[Update, BotContext, None]]:
     """The staff handlers, registered before the customers': in a private staff chat they come first."""
     if settings.staff_chat_id is None:
         return [CallbackQueryHandler(case_button, pattern=f"^{case_card.CASE_PREFIX}:")]
-    in_staff_chat = filters.Chat(chat_id=settings.staff_chat_id)
+    in_staff_chat = in_staff_chat if in_staff_chat is not None else staff_chat_filter(settings)
     return [
         CallbackQueryHandler(case_button, pattern=f"^{case_card.CASE_PREFIX}:"),
         CommandHandler("open", open_cases, filters=in_staff_chat),

@@ -78,6 +78,8 @@ class CaseRows:
     figures_since: datetime | None = None
     staff_backlog: int | None = None
     """Messages waiting for the staff chat when the group first asked, plus the cards it queued since."""
+    staff_is_forum: bool | None = None
+    """Whether the staff chat is a forum (new cases get topics), once a new case asked."""
     joinable: str | None = None
     """The waiting card message the group's new cases join (handlers/cases.py), once one was chosen."""
 

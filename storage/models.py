@@ -230,6 +230,9 @@ class Case(SQLModel, table=True):
     """The outbox key of the message that shows this case when it shares one with other cases (a burst
     of critics, merged while waiting for the staff group's pace); None: its own card."""
     card_entry: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    in_topic: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    """The staff chat is a forum and the case has a topic of its own (queued before its card, under
+    ``case:<id>:topic``): its card and every message about it go into that topic."""
     """The case's part of a shared message (text and button row), kept so that the message can be
     rendered again from its cases' rows when one of them changes."""
 
@@ -335,6 +338,8 @@ class SendChat(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     released_at: datetime | None = _ts(nullable=True)
     """When the person last came back (/start, unblocking): refusals of calls made before it are stale."""
+    is_forum: bool | None = Field(default=None)
+    """A supergroup with topics (from getChat at the start and from the chat's updates); None: unknown."""
     updated_at: datetime = _ts()
 
 

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from storage.models import (
+    Case,
+    CaseStatus,
     OutboxMessage,
     OutboxStatus,
     SendBudget,
@@ -39,6 +41,7 @@ KIND_CLOSED = "survey_closed"  # buttons taken off an open question after /stop
 KIND_CASE_CARD = "case_card"
 KIND_CASE_EDIT = "case_card_edit"
 KIND_CASE_MESSAGE = "case_message"  # a customer's message relayed into the staff chat
+KIND_CASE_TOPIC = "case_topic"  # createForumTopic for a case, queued right before its card
 KIND_ESCALATION = "case_escalation"  # to a manager chat
 KIND_RECOVERY = "recovery_check"  # "is the problem solved?" to the customer
 KIND_SETUP = "setup_reply"  # the STAFF_CHAT_ID line, in the group that asked (not moved with the staff chat)
@@ -46,9 +49,13 @@ CUSTOMER_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS, KIND_REPLY, KIND_RE
 SURVEY_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS)
 STEP_KINDS = (KIND_QUESTION, KIND_THANKS)
 """Rows that carry a survey step; when they edit a message that is gone, they are sent anew."""
-STAFF_KINDS = (KIND_STAFF_ALERT, KIND_CASE_CARD, KIND_CASE_EDIT, KIND_CASE_MESSAGE)
+STAFF_KINDS = (KIND_STAFF_ALERT, KIND_CASE_CARD, KIND_CASE_EDIT, KIND_CASE_MESSAGE, KIND_CASE_TOPIC)
 """Rows for the staff chat: they wait while it is unreachable, they never fail for good."""
 UNSENT_STATUSES = (OutboxStatus.PENDING, OutboxStatus.BLOCKED, OutboxStatus.AWAITING_CONTACT)
+THREAD_OF = "_thread_of"
+"""A payload key that is not a Bot API parameter: the outbox key of a ``createForumTopic`` row whose topic
+this ``sendMessage`` goes into. The sender puts in the topic's ``message_thread_id`` (the topic row's
+``sent_message_id``), or leaves it out when the topic could not be made, so the message is never lost."""
 
 
 @dataclass(frozen=True)
@@ -533,6 +540,8 @@ class SendOutcome:
     """A chat marked unreachable took this message: it is reachable again."""
     attempted_at: datetime | None = None
     """When the call was made: a person who wrote to the bot since then is reachable whatever it said."""
+    not_a_forum: bool = False
+    """A topic could not be made there (no topics, or no right to manage them): make no more."""
 
 
 # Conditional on the lease: a row whose status changed while it was in flight (a /stop cancelled it)
@@ -596,6 +605,8 @@ def record_outcomes(session: Session, outcomes: list[SendOutcome], *, owner: str
             follow_migration(session, outcome.chat_id, outcome.migrated_to, now=now)
         if outcome.throttled_for is not None:
             pause_bot(session, until=now + outcome.throttled_for, now=now)
+        if outcome.not_a_forum:
+            set_forum(session, outcome.chat_id, is_forum=False, now=now)
     blocked = {o.chat_id for o in outcomes if o.user_blocked}
     if blocked:
         session.execute(
@@ -759,15 +770,88 @@ def bot_budget(session: Session) -> SendBudget | None:
 
 
 def follow_migration(session: Session, old_chat_id: int, new_chat_id: int, *, now: datetime) -> int:
-    """Point everything still queued for a group at the supergroup it became; return how many rows."""
+    """Point everything still queued for a group at the supergroup it became; return how many rows.
+
+    A group's messages cannot be edited or pressed after the upgrade (the old chat answers only with the
+    new id), so the cards of cases still open are shown again in the new chat, with their current state
+    (their rows go back to the queue; edits waiting for the old messages are cancelled).
+    """
     _set_chat(session, old_chat_id, now=now, migrated_to=new_chat_id)
+    open_cards = _open_card_keys(session)
+    shown_again = 0
+    if open_cards:
+        in_old_chat = session.exec(
+            select(OutboxMessage.dedupe_key)
+            .where(col(OutboxMessage.chat_id) == old_chat_id)
+            .where(col(OutboxMessage.kind) == KIND_CASE_CARD)
+            .where(col(OutboxMessage.status) == OutboxStatus.SENT.value)
+            .where(col(OutboxMessage.dedupe_key).in_(sorted(open_cards)))
+        ).all()
+        for key in in_old_chat:
+            session.execute(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.dedupe_key).startswith(f"{key}:edit:"))
+                .where(col(OutboxMessage.status).in_([status.value for status in UNSENT_STATUSES]))
+                .values(status=OutboxStatus.CANCELLED.value, locked_until=None, lease_owner=None)
+            )
+        if in_old_chat:
+            result = session.execute(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.dedupe_key).in_(list(in_old_chat)))
+                .values(
+                    chat_id=new_chat_id,
+                    status=OutboxStatus.PENDING.value,
+                    sent_message_id=None,
+                    sent_at=None,
+                    next_attempt_at=now,
+                    locked_until=None,
+                    lease_owner=None,
+                )
+            )
+            shown_again = int(getattr(result, "rowcount", 0) or 0)
     result = session.execute(
         sa.update(OutboxMessage)
         .where(col(OutboxMessage.chat_id) == old_chat_id)
         .where(col(OutboxMessage.status).in_([status.value for status in UNSENT_STATUSES]))
         .values(chat_id=new_chat_id, next_attempt_at=now, locked_until=None, lease_owner=None)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return shown_again + int(getattr(result, "rowcount", 0) or 0)
+
+
+def _open_card_keys(session: Session) -> set[str]:
+    """The outbox keys of the messages that show a case not resolved yet (own cards and shared ones)."""
+    found = session.exec(
+        select(Case.id, Case.card_message_key).where(col(Case.status) != CaseStatus.RESOLVED.value)
+    ).all()
+    return {key or f"case:{case_id}:card" for case_id, key in found}
+
+
+def set_forum(session: Session, chat_id: int, *, is_forum: bool, now: datetime) -> None:
+    """Remember whether a chat is a forum (new cases get a topic of their own there)."""
+    _set_chat(session, chat_id, now=now, is_forum=is_forum)
+
+
+def is_forum(session: Session, chat_id: int | None) -> bool:
+    """Whether cases get topics in this chat: it is known to be a forum, and making topics worked."""
+    if chat_id is None:
+        return False
+    found = session.exec(select(SendChat.is_forum).where(col(SendChat.chat_id) == chat_id)).first()
+    return bool(found)
+
+
+def topic_key(case_id: int) -> str:
+    """The outbox key of the ``createForumTopic`` row of a case."""
+    return f"case:{case_id}:topic"
+
+
+def thread_of(session: Session, key: str) -> int | None:
+    """The ``message_thread_id`` of a topic row that was made; None while it is not (or never will be)."""
+    found = session.exec(
+        select(OutboxMessage.sent_message_id)
+        .where(col(OutboxMessage.dedupe_key) == key)
+        .where(col(OutboxMessage.status) == OutboxStatus.SENT.value)
+    ).first()
+    return int(found) if found is not None else None
 
 
 def migrations(session: Session) -> dict[int, int]:

@@ -102,6 +102,15 @@ class Catalogue:
         except KeyError as error:
             raise KeyError(f"text {key!r} ({lang}) needs the parameter {error.args[0]!r}") from None
 
+    def plain(self, lang: Language, key: str, **params: str | int) -> str:
+        """The text for ``key`` with ``params`` as they are, for a Bot API field that is not HTML (a forum
+        topic's name shows ``&lt;`` literally). Only for keys whose template has no markup."""
+        template = self.raw(lang, key)
+        try:
+            return template.format_map({name: str(value) for name, value in params.items()})
+        except KeyError as error:
+            raise KeyError(f"text {key!r} ({lang}) needs the parameter {error.args[0]!r}") from None
+
 
 @functools.cache
 def load_catalogue() -> Catalogue:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,16 +164,20 @@ async def running_bot(
     *,
     expect_errors: bool = False,
     limits: FloodLimits | None = None,
+    before_start: Callable[[FakeBotApi], None] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[RunningBot]:
     """Start the fake server and the bot; stop both, check every request against the spec, and fail
-    if the bot logged an error. ``limits`` makes the fake enforce Telegram's flood limits."""
+    if the bot logged an error. ``limits`` makes the fake enforce Telegram's flood limits;
+    ``before_start`` sets up the fake's world (a forum staff chat) before the bot first looks at it."""
     errors = _ErrorLog()
     watched = [logging.getLogger(name) for name in ("bot", "handlers", "storage", "telegram")]
     for logger in watched:
         logger.addHandler(errors)
     try:
         async with FakeBotApi(token=TOKEN, limits=limits) as api:
+            if before_start is not None:
+                before_start(api)
             settings = make_settings(database_url, api.url, **overrides)
             bot = KundenpulsBot(settings)
             await bot.start()

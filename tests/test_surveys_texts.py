@@ -156,6 +156,12 @@ class TestCatalogueBehaviour:
         text = load_catalogue().text("en", "your_answer", answer="<b>A&B</b>")
         assert text == "Your answer: &lt;b&gt;A&amp;B&lt;/b&gt;"
 
+    def test_plain_texts_keep_parameters_as_typed_for_fields_that_are_not_html(self) -> None:
+        """A forum topic's name is plain text: escaping there would show ``&amp;`` to the staff."""
+        name = load_catalogue().plain("en", "case_topic_name", case_id=7, name="<b>A&B</b>", score="2")
+        assert name == "Case #7: <b>A&B</b> · 2/10"
+        assert not isinstance(name, Html)
+
     def test_html_parameters_and_catalogue_texts_go_in_as_they_are(self) -> None:
         """A text from the catalogue is Html, so it can be a parameter of another text unescaped."""
         catalogue = load_catalogue()
