@@ -1,6 +1,7 @@
 """How well Kundenpuls reads the sentiment of survey comments, next to plain TextBlob.
 
-    python bench/sentiment_accuracy.py [--data tests/data] [--set comments|holdout] [--force-language]
+    python bench/sentiment_accuracy.py [--data tests/data] [--set comments|holdout|blind2]
+                                       [--force-language]
                                        [--errors N]
 
 Reads ``<set>_de.jsonl`` and ``<set>_en.jsonl`` from the data folder (one JSON object per
@@ -15,9 +16,11 @@ passes the file's language instead, to measure the analyzers without language de
 CPU time is ``time.process_time`` over all comments of a file, after one warm-up pass that loads
 the models and lexicons.
 
-Two sets: ``comments`` (185 + 183 comments) is the development set the lexicons were tuned on;
+Three sets: ``comments`` (185 + 183 comments) is the development set the lexicons were tuned on.
 ``holdout`` (195 + 193) was written by someone who saw neither the analyzer nor the development set,
-after the analyzer was built, and is the honest figure.
+after the analyzer was built; its misses (negative recall 0.83 German, 0.72 English) were then used
+to widen the lexicons on 2026-12-02, so it is no longer blind. ``blind2`` was written after that, the
+same way, by someone who saw none of the analyzer and none of the sets: it is the honest figure now.
 
 Exit status: 0 when it ran, 2 when a data file is missing or malformed (the message says which).
 """
@@ -91,9 +94,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--set",
-        choices=("comments", "holdout"),
+        choices=("comments", "holdout", "blind2"),
         default="comments",
-        help="comments: the development set; holdout: the blind one (see the module docstring)",
+        help="comments: the development set; holdout: the first blind one, since used for tuning; "
+        "blind2: the blind one (see the module docstring)",
     )
     parser.add_argument(
         "--force-language",

@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from handlers.case_card import case_callback_data
-from storage.models import Case, CaseEvent
+from storage.models import Case, CaseEvent, OutboxMessage
 from tests.e2e import STAFF_CHAT, RunningBot, button, running_bot
 from tests.fakes.bot_api_server import FakeUser
 
@@ -143,6 +143,35 @@ class TestCaseTopics:
             assert all("message_thread_id" not in m for m in env.api.messages_to(STAFF_CHAT))
             assert len(env.api.requests_for("createForumTopic")) == 1
         assert "right to manage topics" in caplog.text
+
+    async def test_a_case_whose_topic_was_deleted_still_reaches_the_staff_in_general(
+        self, database_url: str
+    ) -> None:
+        """Someone deletes the case's topic: the customer's next message about it comes into the General
+        topic instead of failing."""
+        async with running_bot(
+            database_url, staff_user_ids=(MIA.id,), before_start=lambda api: api.make_forum(STAFF_CHAT)
+        ) as env:
+            await _critic_with_comment(env, BEN, "It arrived broken.", order_id="T-5")
+            await env.api.wait_until(lambda: len(env.api.topics(STAFF_CHAT)) == 1)
+            thread = int(env.api.topics(STAFF_CHAT)[0]["message_thread_id"])
+            case = _only_case(env)
+            assert case.id is not None
+            card = await _card_in_topic(env, thread)
+            env.api.user_presses_button(MIA, card, case_callback_data(case.id, "reply"))
+            await _card_in_topic(env, thread, lambda text: "antwortet" in text)
+            env.api.user_writes_in_group(MIA, STAFF_CHAT, "Sorry! A new one is on its way.", thread_id=thread)
+            await env.api.wait_for_message(BEN.id, lambda m: "on its way" in m["text"])
+            await env.bot.sender.drain()
+
+            env.api.delete_topic(STAFF_CHAT, thread)
+            env.api.user_sends_text(BEN, "Thanks, got the tracking number")
+            forwarded = await env.api.wait_for_message(STAFF_CHAT, lambda m: "tracking number" in m["text"])
+            assert "message_thread_id" not in forwarded
+            await env.bot.sender.drain()
+            with Session(env.engine) as session:
+                failed = session.exec(select(OutboxMessage).where(OutboxMessage.status == "failed")).all()
+            assert failed == []
 
 
 class TestStaffChatBecomesAForum:

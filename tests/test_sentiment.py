@@ -413,6 +413,34 @@ class TestGeneralComplaintPatterns:
         assert (result.language, result.label) == ("en", Label.NEGATIVE)
 
 
+class TestPartialDeliveriesAndUnanswered:
+    """Complaint families the blind sets showed missing: part of an order, silence, "no longer", a defect
+    named only by its symptom, a courier's false "delivered", the wrong item."""
+
+    @pytest.mark.parametrize(
+        ("text", "lang", "expected"),
+        [
+            ("Ordered two cushions only one arrived", "en", Label.NEGATIVE),
+            ("Hab 2 Kissen bestellt, nur eins ist gekommen", "de", Label.NEGATIVE),
+            ("Nobody told me it was out of stock", "en", Label.NEGATIVE),
+            ("Auf Anrufe reagiert keiner", "de", Label.NEGATIVE),
+            ("Seit dem Update geht das Display nicht mehr", "de", Label.NEGATIVE),
+            ("Password reset email never arrives", "en", Label.NEGATIVE),
+            ("You charged me twice", "en", Label.NEGATIVE),
+            ("No complaints here", "en", Label.POSITIVE),
+            ("tbh couldnt be happier", "en", Label.POSITIVE),
+            ("i ordered a M and got a XL", "en", Label.NEGATIVE),
+            ("Royal Mail says delivered. It wasn't.", "en", Label.NEGATIVE),
+            ("Headphones crackle in the right ear", "en", Label.NEGATIVE),
+            ("received someone elses order lol", "en", Label.NEGATIVE),
+            ("DHL sagt zugestellt, hier ist aber nix angekommen", "de", Label.NEGATIVE),
+            ("die tasse war in 3 teilen", "de", Label.NEGATIVE),
+        ],
+    )
+    def test_is_read_as_the_customer_means_it(self, text: str, lang: str, expected: Label) -> None:
+        assert label(text, lang) is expected
+
+
 class TestEmojiAndEmphasis:
     """Emoji, emoticons, star ratings, shouting and exclamation marks."""
 

@@ -1657,6 +1657,16 @@ class FakeBotApi:
         forum = self._forums.get(chat_id)
         return [copy.deepcopy(t) for t in forum.topics.values()] if forum is not None else []
 
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """A member deletes a topic in their client: it and its messages are gone (bots get no update),
+        and calls naming it answer "message thread not found", replies to its messages "not found"."""
+        forum = self._forums[chat_id]
+        del forum.topics[thread_id]
+        forum.created.pop(thread_id, None)
+        for key, message in list(self._messages.items()):
+            if key[0] == chat_id and message.get("message_thread_id") == thread_id:
+                del self._messages[key]
+
     def messages_in_topic(self, chat_id: int, thread_id: int) -> list[JsonDict]:
         """The bot's messages in one topic, as :meth:`messages_to` shows them (not the service message)."""
         return [
