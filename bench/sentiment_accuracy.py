@@ -94,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--set",
-        choices=("comments", "holdout", "blind2"),
+        choices=("comments", "holdout", "blind2", "blind3"),
         default="comments",
         help="comments: the development set; holdout: the first blind one, since used for tuning; "
         "blind2: the blind one (see the module docstring)",

@@ -435,6 +435,17 @@ class TestPartialDeliveriesAndUnanswered:
             ("received someone elses order lol", "en", Label.NEGATIVE),
             ("DHL sagt zugestellt, hier ist aber nix angekommen", "de", Label.NEGATIVE),
             ("die tasse war in 3 teilen", "de", Label.NEGATIVE),
+            ("Katzenfutter Huhn bestellt, Rind bekommen.", "de", Label.NEGATIVE),
+            ("Montag bestellt, Dienstag geliefert, super!", "de", Label.POSITIVE),
+            ("Da kann man nich meckern", "de", Label.POSITIVE),
+            ("Preis im Shop 24,99, auf der Rechnung 29,99", "de", Label.NEGATIVE),
+            ("The kids loved it until the spinner snapped", "en", Label.NEGATIVE),
+            ("Checkout keeps switching my country back to Germany", "en", Label.NEGATIVE),
+            (
+                "Sir I have ordered 2 kg whey but received 1 kg only. Kindly send balance quantity.",
+                "en",
+                Label.NEGATIVE,
+            ),
         ],
     )
     def test_is_read_as_the_customer_means_it(self, text: str, lang: str, expected: Label) -> None:
