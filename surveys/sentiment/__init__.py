@@ -14,6 +14,7 @@ from __future__ import annotations
 from surveys.languages import SUPPORTED_LANGUAGES, Language, normalize_language
 from surveys.sentiment.analyzers import EnglishAnalyzer, GermanAnalyzer, RuleBasedAnalyzer, analyzer_for
 from surveys.sentiment.language import detect_language, load_language_model
+from surveys.sentiment.learned import model_for
 from surveys.sentiment.result import NEGATIVE_AT_OR_BELOW, POSITIVE_AT_OR_ABOVE, Label, Sentiment, label_for
 
 FALLBACK_LANGUAGE: Language = "de"
@@ -58,10 +59,11 @@ def score(text: str, lang: str | None = None, *, hint: str | None = None) -> Sen
     first = normalize_language(hint) or FALLBACK_LANGUAGE
     best: tuple[tuple[int, bool], Sentiment] | None = None
     for language in (first, *(other for other in SUPPORTED_LANGUAGES if other != first)):
-        evaluation = analyzer_for(language).evaluate(text)
+        analyzer = analyzer_for(language)
+        evaluation = analyzer.evaluate(text)
         rank = (evaluation.known_words, bool(evaluation.hits))
         if best is None or rank > best[0]:
-            best = (rank, Sentiment.of(evaluation.polarity, language))
+            best = (rank, analyzer.reading(text, evaluation))
     assert best is not None  # SUPPORTED_LANGUAGES is never empty
     return best[1]
 
@@ -71,15 +73,16 @@ def _read_as(detected: Language, text: str) -> Sentiment:
     language's lexicon does with at least as many known words ("Total rip-off." looks German
     to the detector).
     """
-    evaluation = analyzer_for(detected).evaluate(text)
+    analyzer = analyzer_for(detected)
+    evaluation = analyzer.evaluate(text)
     if not evaluation.hits:
         for other in SUPPORTED_LANGUAGES:
             if other == detected:
                 continue
             alternative = analyzer_for(other).evaluate(text)
             if alternative.hits and alternative.known_words >= evaluation.known_words:
-                return Sentiment.of(alternative.polarity, other)
-    return Sentiment.of(evaluation.polarity, detected)
+                return analyzer_for(other).reading(text, alternative)
+    return analyzer.reading(text, evaluation)
 
 
 def preload() -> None:
@@ -87,3 +90,4 @@ def preload() -> None:
     load_language_model()
     for language in SUPPORTED_LANGUAGES:
         analyzer_for(language).lexicon()
+        model_for(language)

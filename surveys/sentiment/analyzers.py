@@ -5,6 +5,9 @@ Both plug into TextBlob's analyzer interface, so ``TextBlob(text, analyzer=Germa
 (``surveys.sentiment.rules``); they differ in the lexicon:
 
 - German: ``lexicon_de.yaml``, written for this project.
+Their polarity blends the rules' with a naive Bayes model learned from the project's labelled
+comments (``surveys.sentiment.learned``), which reads the complaints that name no sentiment word.
+
 - English: the lexicon TextBlob's own PatternAnalyzer uses (``en-sentiment.xml`` in the TextBlob
   wheel) with ``lexicon_en.yaml`` on top. PatternAnalyzer itself is not called: its rules are
   the ones that miss "I would not recommend this", "never arrived" and emoji, so its words are
@@ -22,6 +25,7 @@ from textblob.en import sentiment as textblob_english_lexicon
 
 from surveys.languages import Language
 from surveys.sentiment.datafile import DATA_DIR
+from surveys.sentiment.learned import blend, model_for
 from surveys.sentiment.lexicon import Lexicon
 from surveys.sentiment.lexicon_file import parse_lexicon
 from surveys.sentiment.result import Sentiment
@@ -75,7 +79,12 @@ class RuleBasedAnalyzer(BaseSentimentAnalyzer, abc.ABC):  # type: ignore[misc]  
 
     def analyze(self, text: str) -> Sentiment:
         """Score ``text``; TextBlob's ``.sentiment`` returns this."""
-        return Sentiment.of(self.evaluate(text).polarity, self.language)
+        return self.reading(text, self.evaluate(text))
+
+    def reading(self, text: str, evaluation: Evaluation) -> Sentiment:
+        """The sentiment of ``text`` from the rules' evaluation of it, blended with the model's."""
+        polarity = blend(evaluation.polarity, model_for(self.language).polarity(text))
+        return Sentiment.of(polarity, self.language)
 
 
 class GermanAnalyzer(RuleBasedAnalyzer):
