@@ -373,10 +373,14 @@ async def test_get_chat_describes_users_groups_and_forums(api: FakeBotApi, http:
 
 
 async def test_get_chat_of_an_unknown_chat_is_not_found(api: FakeBotApi, http: httpx.AsyncClient) -> None:
-    """A user who never wrote to the bot, or a group it never saw, is "chat not found" like on Telegram."""
-    for chat_id in (ERIKA.id, PLAIN, "@kundenpuls_kanal"):
+    """A user who never wrote to the bot, or a username, is "chat not found" like on Telegram; groups are
+    all taken for ones the bot is in, as for sendMessage (fail_chat makes one that does not exist)."""
+    for chat_id in (ERIKA.id, "@kundenpuls_kanal"):
         response = await call(http, "getChat", chat_id=chat_id)
         assert error_of(response) == (400, "Bad Request: chat not found")
+    assert (await call(http, "getChat", chat_id=PLAIN)).status_code == 200
+    api.fail_chat(PLAIN, 400, "Bad Request: chat not found")
+    assert error_of(await call(http, "getChat", chat_id=PLAIN)) == (400, "Bad Request: chat not found")
     api.assert_clean()
 
 

@@ -1168,8 +1168,9 @@ class FakeBotApi:
     async def _get_chat(self, params: dict[str, object]) -> object:
         """``ChatFullInfo`` of a chat the bot knows, or 400 "chat not found" like Telegram.
 
-        Known are private chats of users who wrote to the bot and groups the fake has seen (a message
-        in either direction, :meth:`make_forum`, a migration's new id). The fields Telegram always
+        Known are private chats of users who wrote to the bot and every group or supergroup: the fake
+        takes any group id for one the bot is a member of, as ``sendMessage`` does (a chat that does not
+        exist is made with :meth:`fail_chat`). The fields Telegram always
         sends (``accent_color_id``, ``max_reaction_count``, ``accepted_gift_types``) are there, since
         python-telegram-bot refuses to build a ``ChatFullInfo`` without them.
         """
@@ -1180,14 +1181,6 @@ class FakeBotApi:
                 raise _ApiError(400, _CHAT_NOT_FOUND)
             info = user.private_chat()
         else:
-            known = (
-                chat_id in self._forums
-                or chat_id in self._group_titles
-                or chat_id in self._next_message_id
-                or chat_id in self._migrations.values()
-            )
-            if not known:
-                raise _ApiError(400, _CHAT_NOT_FOUND)
             info = self._group_chat(chat_id)
         # Users accept gifts; groups cannot receive any. Without a chosen colour Telegram derives one.
         gifts = chat_id > 0
