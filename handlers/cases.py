@@ -108,7 +108,7 @@ def _queue_topic(session: Session, services: Services, case: Case, *, now: datet
         score=str(score),
     )
     call = OutboundCall(
-        outbox.topic_key(_id(case.id)),
+        case_group.topic_key(_id(case.id)),
         KIND_CASE_TOPIC,
         "createForumTopic",
         services.settings.staff_chat_id,
@@ -173,7 +173,7 @@ def show_card(
     if len(shown) <= 1:
         payload = case_card.card_payload(services, facts, timezone=timezone)
         if head.in_topic:
-            payload[THREAD_OF] = outbox.topic_key(_id(head.id))
+            payload[THREAD_OF] = case_group.topic_key(_id(head.id))
     else:
         for other in shown:
             if other.card_entry is None:  # a case that had its own card until others joined it
@@ -379,7 +379,7 @@ def tell_staff(
     that case's card (once the card has its message id)."""
     payload: dict[str, object] = {"text": text, "parse_mode": "HTML"}
     if case is not None and case.in_topic:
-        payload[THREAD_OF] = outbox.topic_key(_id(case.id))
+        payload[THREAD_OF] = case_group.topic_key(_id(case.id))
     reply_to = outbox.sent_message_id(session, case_group.message_key(case)) if case is not None else None
     if reply_to is not None:
         payload["reply_parameters"] = {"message_id": reply_to, "allow_sending_without_reply": True}
@@ -446,10 +446,8 @@ def case_of_topic(session: Session, *, chat_id: int, thread_id: int) -> Case | N
         .where(col(OutboxMessage.chat_id) == chat_id)
         .where(col(OutboxMessage.sent_message_id) == thread_id)
     ).first()
-    parts = key.split(":") if key is not None else []
-    if len(parts) != 3 or not parts[1].isdigit():
-        return None
-    return cases.get_case(session, int(parts[1]), lock=True)
+    case_id = case_group.head_of(key) if key is not None else None
+    return cases.get_case(session, case_id, lock=True) if case_id is not None else None
 
 
 def _assign(case: Case, *, user_id: int, name: str, now: datetime) -> None:

@@ -36,13 +36,18 @@ def card_key(case_id: int) -> str:
     return f"case:{case_id}:card"
 
 
+def topic_key(case_id: int) -> str:
+    """The outbox key of the ``createForumTopic`` row of a case (its topic in a forum staff chat)."""
+    return f"case:{case_id}:topic"
+
+
 def message_key(case: Case) -> str:
     """The outbox key of the message that shows the case: its own card, or the one it shares."""
     return case.card_message_key or card_key(_id(case.id))
 
 
 def head_of(key: str) -> int | None:
-    """The case whose card a message key names (the first case of a shared message)."""
+    """The case a key names: whose card (the first case of a shared message), or whose topic."""
     parts = key.split(":")
     return int(parts[1]) if len(parts) == 3 and parts[0] == "case" and parts[1].isdigit() else None
 

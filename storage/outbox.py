@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from storage.case_group import card_key
 from storage.models import (
     Case,
     CaseStatus,
@@ -823,7 +824,7 @@ def _open_card_keys(session: Session) -> set[str]:
     found = session.exec(
         select(Case.id, Case.card_message_key).where(col(Case.status) != CaseStatus.RESOLVED.value)
     ).all()
-    return {key or f"case:{case_id}:card" for case_id, key in found}
+    return {key or card_key(int(case_id or 0)) for case_id, key in found}
 
 
 def set_forum(session: Session, chat_id: int, *, is_forum: bool, now: datetime) -> None:
@@ -837,11 +838,6 @@ def is_forum(session: Session, chat_id: int | None) -> bool:
         return False
     found = session.exec(select(SendChat.is_forum).where(col(SendChat.chat_id) == chat_id)).first()
     return bool(found)
-
-
-def topic_key(case_id: int) -> str:
-    """The outbox key of the ``createForumTopic`` row of a case."""
-    return f"case:{case_id}:topic"
 
 
 def thread_of(session: Session, key: str) -> int | None:
