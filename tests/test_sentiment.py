@@ -256,6 +256,29 @@ class TestEnglishComments:
         assert label("3 out of 5 stars", "en") is not Label.POSITIVE
         assert label("5 out of 5 stars", "en") is Label.POSITIVE
 
+    @pytest.mark.parametrize(
+        ("text", "language", "expected"),
+        [
+            ("5 out of 5 stars", "en", Label.POSITIVE),
+            ("10 out of 10, love it", "en", Label.POSITIVE),
+            ("5/5", "en", Label.POSITIVE),
+            ("4 out of 5 stars", "en", Label.NEUTRAL),
+            ("1 out of 5.", "en", Label.NEGATIVE),
+            ("5 von 5 Sternen", "de", Label.POSITIVE),
+            ("4 von 5 Sternen", "de", Label.NEUTRAL),
+        ],
+    )
+    def test_a_rating_stated_outright_is_not_overruled_by_the_model(
+        self, text: str, language: str, expected: Label
+    ) -> None:
+        """The model sees '<num> out of <num>', which its training comments use for complaints ('4 out
+        of 6 arrived'); a rating is the customer's own verdict, so the rules' reading of it stands."""
+        assert label(text, language) is expected
+
+    def test_a_count_that_is_not_a_rating_is_still_read_by_the_model(self) -> None:
+        """'3 out of 5 plates arrived' is no rating: the model may (and does) read the complaint."""
+        assert label("Only 3 out of 5 plates arrived", "en") is Label.NEGATIVE
+
 
 class TestGeneralComplaintPatterns:
     """Broad complaint patterns added for hold-out robustness: each is a grammatical form or a
@@ -630,6 +653,13 @@ class TestLexiconFiles:
         """Each pattern proves itself on its own example when the bot starts."""
         body = "words: {}\npatterns:\n  - {match: 'kam nie an', polarity: -0.8, example: 'kam nicht an'}\n"
         with pytest.raises(LexiconError, match="does not match its example"):
+            parse_lexicon(self.write(tmp_path, body))
+
+    def test_a_verdict_flag_must_be_true_or_false(self, tmp_path: Path) -> None:
+        """A pattern may say it is a rating ('verdict: true'); anything else is a typo to report."""
+        pattern = "{match: 'kam nie an', polarity: -0.8, example: 'kam nie an', verdict: ja}"
+        body = f"words: {{}}\npatterns:\n  - {pattern}\n"
+        with pytest.raises(LexiconError, match="verdict is true or false"):
             parse_lexicon(self.write(tmp_path, body))
 
     def test_an_umlaut_free_spelling_that_is_another_entry_must_be_declared(self, tmp_path: Path) -> None:

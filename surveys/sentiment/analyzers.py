@@ -83,7 +83,8 @@ class RuleBasedAnalyzer(BaseSentimentAnalyzer, abc.ABC):  # type: ignore[misc]  
 
     def reading(self, text: str, evaluation: Evaluation) -> Sentiment:
         """The sentiment of ``text`` from the rules' evaluation of it, blended with the model's."""
-        polarity = blend(evaluation.polarity, model_for(self.language).polarity(text))
+        model = model_for(self.language).polarity(text)
+        polarity = blend(evaluation.polarity, model, verdict=evaluation.verdict)
         return Sentiment.of(polarity, self.language)
 
 

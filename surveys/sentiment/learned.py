@@ -3,8 +3,8 @@
 Why, next to the rules: the rules catch what their lexicons name, and complaints that only
 describe what happened ("Order said 6 bunches, 4 were delivered", "Kette ist 40 cm lang, bestellt
 war 45") name nothing. Six blind sets, each written by someone who had seen neither the analyzer
-nor the other sets, showed it: the rules alone found 51-65 % of the unhappy comments of the last
-four, which they had not been tuned on. A model that learned which words and word pairs go with
+nor the other sets, showed it: the rules alone found 51-82 % of the unhappy comments of the last
+five, which they had not been tuned on. A model that learned which words and word pairs go with
 unhappy customers finds many of them (bench/README.md has the figures, each measured on a set the
 model was not trained on), so where the rules see nothing the analyzers let a confident model decide.
 
@@ -49,8 +49,13 @@ complaint are mostly irony ("Klasse, zwei linke Schuhe im Karton")."""
 SCALE = 0.6
 """A decision of the model lands at 0.6 of its reading: clearly labelled, weaker than a named word."""
 SMOOTHING = 1.0
-TRAINING_SETS = ("comments", "holdout", "blind2", "blind3", "blind4", "blind5", "blind6")
-"""The labelled sets in ``tests/data`` (``<set>_<lang>.jsonl``) the shipped model learned from."""
+TRAINING_SETS = ("comments", "holdout", "blind2", "blind3", "blind4", "blind5", "blind6", "blind8")
+"""The labelled sets in ``tests/data`` (``<set>_<lang>.jsonl``) of both languages the shipped models
+learned from."""
+ONE_LANGUAGE_SETS: Mapping[Language, tuple[str, ...]] = {"de": (), "en": ("blind7", "blind9")}
+"""Sets written in one language only: English complaints were the harder half (blind6 negative recall
+0.82 against 0.86 in German from the same amount of data), so blind7 and blind9 (346 + 350 comments,
+mostly the complaints models miss: factual, ironic, polite) are English only."""
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _TOKEN = re.compile(r"[^\W\d_]+|<num>|[!?]")
 
@@ -117,10 +122,14 @@ class NaiveBayes:
         )
 
 
-def blend(rule_polarity: float, model_polarity: float) -> float:
+def blend(rule_polarity: float, model_polarity: float, *, verdict: bool = False) -> float:
     """The analyzers' polarity: the rules', unless they read the comment as neutral and the model is
     confident that it is not (a complaint that names no sentiment word), or as praise the model is
-    all but certain is a complaint (irony)."""
+    all but certain is a complaint (irony). A rating stated outright (``verdict``: "5 out of 5")
+    stands: the model sees only ``<num> out of <num>``, which its training comments use for
+    complaints ("4 out of 6 were broken")."""
+    if verdict:
+        return rule_polarity
     label = label_for(rule_polarity)
     if label is Label.NEUTRAL and abs(model_polarity) >= CONFIDENT:
         return SCALE * model_polarity
@@ -152,9 +161,15 @@ def load_rows(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def train_language(data: Path, language: Language, sets: Iterable[str] = TRAINING_SETS) -> NaiveBayes:
-    """A model trained on the given sets of one language in ``data``."""
-    return NaiveBayes.train(row for name in sets for row in load_rows(data / f"{name}_{language}.jsonl"))
+def training_sets(language: Language) -> tuple[str, ...]:
+    """Every set the shipped model of a language learned from."""
+    return TRAINING_SETS + tuple(ONE_LANGUAGE_SETS[language])
+
+
+def train_language(data: Path, language: Language, sets: Iterable[str] | None = None) -> NaiveBayes:
+    """A model trained on the given sets of one language in ``data`` (default: all of that language)."""
+    names = training_sets(language) if sets is None else tuple(sets)
+    return NaiveBayes.train(row for name in names for row in load_rows(data / f"{name}_{language}.jsonl"))
 
 
 def main(argv: list[str]) -> int:

@@ -89,6 +89,8 @@ class CompiledPattern:
     source: str
     expanded: str
     """The expression with macros and umlauts expanded, before the whole-token wrapping."""
+    verdict: bool = False
+    """A rating stated outright ("5 out of 5"): the rules' reading stands, whatever the model says."""
 
 
 def combine_patterns(patterns: Iterable[CompiledPattern]) -> re.Pattern[str] | None:

@@ -16,7 +16,8 @@ Key syntax, the same in every section that takes words:
   word ("schön" → "schon").
 - Patterns are regular expressions over the normalised words joined by single spaces;
   ``<name>`` expands a macro, umlauts match both spellings, and each pattern must match the
-  example written next to it.
+  example written next to it. ``verdict: true`` marks a rating stated outright ("5 out of 5"),
+  which the learned model never overrules.
 """
 
 from __future__ import annotations
@@ -252,13 +253,19 @@ class _Builder:
     def _patterns(self, macros: Mapping[str, str]) -> tuple[CompiledPattern, ...]:
         entries = self.data.get("patterns") or []
         if not isinstance(entries, list):
-            self.problems.append("patterns: expected a list of {match, polarity, example}")
+            self.problems.append("patterns: expected a list of {match, polarity, example[, verdict]}")
             return ()
         compiled: list[CompiledPattern] = []
         for number, entry in enumerate(entries, start=1):
             where = f"patterns: #{number}"
-            if not isinstance(entry, dict) or set(entry) != {"match", "polarity", "example"}:
-                self.problems.append(f"{where}: needs exactly match, polarity and example")
+            if not isinstance(entry, dict) or not (
+                {"match", "polarity", "example"} <= set(entry) <= {"match", "polarity", "example", "verdict"}
+            ):
+                self.problems.append(f"{where}: needs match, polarity and example, and may have verdict")
+                continue
+            verdict = entry.get("verdict", False)
+            if not isinstance(verdict, bool):
+                self.problems.append(f"{where}: verdict is true or false, not {verdict!r}")
                 continue
             source, example = str(entry["match"]), str(entry["example"])
             polarity = weight_map({"polarity": entry["polarity"]}, where, self.problems, low=-1, high=1)
@@ -276,7 +283,9 @@ class _Builder:
                 self.problems.append(f"{where} {source!r} does not match its example {example!r}")
             if polarity:
                 compiled.append(
-                    CompiledPattern(regex, polarity["polarity"], source, expand_pattern(source, macros))
+                    CompiledPattern(
+                        regex, polarity["polarity"], source, expand_pattern(source, macros), verdict
+                    )
                 )
         return tuple(compiled)
 

@@ -88,6 +88,8 @@ class Evaluation:
     known_words: int = 0
     """Words some rule of the lexicon recognised, sentiment or not: how well the language fits."""
     sarcastic: bool = False
+    verdict: bool = False
+    """The comment states its verdict outright ("5 out of 5", "3 von 5 Sternen"): no model overrules it."""
 
 
 @dataclass(slots=True)
@@ -265,14 +267,15 @@ def evaluate(lexicon: Lexicon, text: str) -> Evaluation:
     sarcastic = _apply_sarcasm(scan)
     if not scan.hits and (scan.shouting or any(_is_indignant(t) for t in tokens)):
         scan.hits.append(Hit(CUE_POLARITY, 0, len(tokens), "cue", Source.CUE, scan.segment))
-    return Evaluation(_aggregate(scan), tuple(scan.hits), scan.known_words, sarcastic)
+    verdict = any(is_verdict for _, _, _, is_verdict in claimed.values())
+    return Evaluation(_aggregate(scan), tuple(scan.hits), scan.known_words, sarcastic, verdict)
 
 
-def _step(scan: _Scan, claimed: dict[int, tuple[int, float, str]], index: int) -> int:
+def _step(scan: _Scan, claimed: dict[int, tuple[int, float, str, bool]], index: int) -> int:
     """Handle the token at ``index``; returns the index of the next unhandled token."""
     lexicon, token, word = scan.lexicon, scan.tokens[index], scan.words[index]
     if index in claimed:
-        end, claimed_polarity, key = claimed[index]
+        end, claimed_polarity, key, _ = claimed[index]
         scan.known_words += sum(1 for token in scan.tokens[index:end] if token.kind is TokenKind.WORD)
         if claimed_polarity:  # a 0 pattern only keeps its words from other rules ("3 von 5 Sternen")
             scan.add(claimed_polarity, index, end, key, Source.PATTERN, caps=token.is_caps)
@@ -368,8 +371,9 @@ def _add_emoji(scan: _Scan, index: int) -> None:
         scan.clause_hits.append(hit)
 
 
-def _match_patterns(lexicon: Lexicon, words: list[str]) -> dict[int, tuple[int, float, str]]:
-    """Pattern hits by first token: (end token, polarity, matched text); see combine_patterns."""
+def _match_patterns(lexicon: Lexicon, words: list[str]) -> dict[int, tuple[int, float, str, bool]]:
+    """Pattern hits by first token: (end token, polarity, matched text, whether it is a verdict);
+    see combine_patterns."""
     if lexicon.all_patterns is None:
         return {}
     token_at: dict[int, int] = {}
@@ -377,11 +381,11 @@ def _match_patterns(lexicon: Lexicon, words: list[str]) -> dict[int, tuple[int, 
     for index, word in enumerate(words):
         token_at[position] = index
         position += len(word) + 1
-    claimed: dict[int, tuple[int, float, str]] = {}
+    claimed: dict[int, tuple[int, float, str, bool]] = {}
     for match in lexicon.all_patterns.finditer(" ".join(words)):
         pattern = lexicon.patterns[int(str(match.lastgroup)[1:])]
         end = token_at.get(match.end() + 1, len(words))
-        claimed[token_at[match.start()]] = (end, pattern.polarity, match.group())
+        claimed[token_at[match.start()]] = (end, pattern.polarity, match.group(), pattern.verdict)
     return claimed
 
 
