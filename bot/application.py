@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -104,8 +105,12 @@ def command_menu(services: Services, lang: str) -> list[BotCommand]:
 class KundenpulsBot:
     """A running bot: start it, let it run, stop it; everything important is in the database."""
 
-    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, engine: Engine | None = None, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.settings = settings
+        # What "now" is for the sweep (due surveys, reminders, expiry, quiet hours): tests move it.
+        self.clock = clock
         self.engine = engine or create_db_engine(settings.database_url)
         survey = load_builtin_survey(POST_PURCHASE_SURVEY_ID)
         self.services = Services(settings=settings, surveys={survey.id: survey}, catalogue=load_catalogue())
@@ -117,6 +122,7 @@ class KundenpulsBot:
             http_slots=asyncio.Semaphore(SENDS_IN_FLIGHT),
             send_rate=settings.send_rate,
             staff_chat_id=settings.staff_chat_id,
+            clock=lambda: self.clock(),
         )
         self.sender.on_staff_chat_moved = self.in_staff_chat.add_chat_ids
         self.handler_loop = HandlerLoop()
@@ -130,6 +136,7 @@ class KundenpulsBot:
             handler_loop=self.handler_loop
             if os.environ.get("KUNDENPULS_X_HANDLER_THREAD", "1") == "1"
             else None,
+            clock=lambda: self.clock(),
         )
         self.poller = DurablePoller(
             engine=self.engine,
@@ -268,7 +275,7 @@ class KundenpulsBot:
         # In a thread: a sweep over hundreds of due surveys must not hold up sending and answering.
         # The thread is waited for on stop (it must not hold a connection when the engine goes).
         self.sweeps_run += 1
-        work = partial(jobs.sweep, self.engine, self.services, now=utcnow())
+        work = partial(jobs.sweep, self.engine, self.services, now=self.clock())
         future = asyncio.get_running_loop().run_in_executor(None, work)
         self._sweeps.add(future)
         future.add_done_callback(self._sweeps.discard)

@@ -1,4 +1,5 @@
-"""Scheduled work: the survey sweep that opens surveys whose time has come.
+"""Scheduled work: the sweep that opens surveys whose time has come, reminds and closes unfinished ones,
+and follows up on cases.
 
 What is due lives in the database (``survey_deliveries.due_at``), not in the scheduler, so a restart or a
 second replica neither loses nor repeats a survey: each delivery moves out of "scheduled" exactly once,
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from handlers import case_followups as followups
-from handlers import cases, conversation
+from handlers import cases, conversation, survey_timing
 from handlers.services import Services
 from storage.db import unit_of_work
 from storage.models import Customer, DeliveryStatus, SurveyDelivery, TelegramUser
@@ -48,6 +49,8 @@ def start_due_surveys(engine: Engine, services: Services, *, now: datetime) -> i
                     delivery.status = DeliveryStatus.STOPPED.value
                 elif user is None or user.blocked_at is not None:
                     delivery.status = DeliveryStatus.AWAITING_CONTACT.value
+                    if delivery.expires_at is None:  # unreachable surveys close on time too
+                        delivery.expires_at = now + services.settings.survey_expires_after
                 elif user.opted_out_at is not None:
                     delivery.status = DeliveryStatus.STOPPED.value
                 else:
@@ -72,8 +75,15 @@ def case_followups(engine: Engine, services: Services, *, now: datetime) -> int:
         return followups.run_due(session, services, now=now)
 
 
+def remind_and_expire(engine: Engine, services: Services, *, now: datetime) -> int:
+    """Reminders and expiry of unfinished surveys (handlers/survey_timing.py)."""
+    with unit_of_work(engine) as session:
+        return survey_timing.run_due(session, services, now=now)
+
+
 def sweep(engine: Engine, services: Services, *, now: datetime) -> int:
     """Everything the periodic sweep does; return how many messages it queued."""
     queued = start_due_surveys(engine, services, now=now)
+    queued += remind_and_expire(engine, services, now=now)
     queued += refresh_stale_cards(engine, services, now=now)
     return queued + case_followups(engine, services, now=now)

@@ -100,9 +100,12 @@ class OutboxSender:
         http_slots: asyncio.Semaphore,
         send_rate: float,
         staff_chat_id: int | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
         self._bot = bot
+        # "Now" for claims, retries and leases: the bot's clock, which tests move instead of sleeping.
+        self._clock = clock
         self._http_slots = http_slots
         self._pace: Pace = bot_pace(send_rate)
         self.staff_chat_id = staff_chat_id
@@ -175,7 +178,7 @@ class OutboxSender:
 
     async def _cycle_alone(self) -> Claim:
         outcomes, self._outcomes = self._outcomes, []
-        now = utcnow()
+        now = self._clock()
 
         def cycle(session: Any) -> Claim:
             outbox.record_outcomes(session, outcomes, owner=self._owner, now=now)
@@ -214,7 +217,7 @@ class OutboxSender:
     async def _sleep(self, claim: Claim) -> None:
         timeout = _IDLE_SECONDS
         if claim.retry_at is not None:
-            timeout = min(timeout, max((claim.retry_at - utcnow()).total_seconds(), 0.0))
+            timeout = min(timeout, max((claim.retry_at - self._clock()).total_seconds(), 0.0))
         if timeout > 0 and not self._wake.is_set():
             woken = asyncio.ensure_future(self._wake.wait())
             try:
@@ -242,12 +245,12 @@ class OutboxSender:
                 await asyncio.shield(after)
         for index, call in enumerate(calls):
             row = call.row
-            delay = (call.send_at - utcnow()).total_seconds()
+            delay = (call.send_at - self._clock()).total_seconds()
             if delay > 0:
                 await asyncio.sleep(delay)
             outcome = self._without_call(row)
             if outcome is None:
-                attempted_at = utcnow()
+                attempted_at = self._clock()
                 outcome = await self._send_one(row)
                 outcome = dataclasses.replace(
                     outcome,
@@ -262,7 +265,7 @@ class OutboxSender:
 
     def _without_call(self, row: OutboxMessage) -> SendOutcome | None:
         """Decide a row without calling Telegram: a 429 pause is running, or its chat moved."""
-        now = utcnow()
+        now = self._clock()
         chat_id = int(row.chat_id or 0)
         if self._paused_until is not None and self._paused_until > now:
             return _released(row, next_attempt_at=self._paused_until)
@@ -355,7 +358,7 @@ class OutboxSender:
 
     def _throttled(self, row: OutboxMessage, wait: float) -> SendOutcome:
         pause = timedelta(seconds=max(wait, 1.0))
-        until = utcnow() + pause
+        until = self._clock() + pause
         self._paused_until = _later(self._paused_until, until)
         self.throttled += 1
         log.warning(
@@ -394,7 +397,7 @@ class OutboxSender:
             row_id=_row_id(row),
             chat_id=chat_id,
             status=OutboxStatus.PENDING,
-            next_attempt_at=utcnow(),
+            next_attempt_at=self._clock(),
             count_attempt=False,
             migrated_to=new_chat_id,
         )
@@ -472,7 +475,7 @@ class OutboxSender:
             row_id=_row_id(row),
             chat_id=int(row.chat_id or 0),
             status=OutboxStatus.PENDING,
-            next_attempt_at=utcnow() + delay,
+            next_attempt_at=self._clock() + delay,
             error=f"{type(error).__name__}: {error}",
         )
 
@@ -502,7 +505,7 @@ class OutboxSender:
         if outcomes or leftover:
             # What was sent is recorded; rows planned but not sent go back to the queue at once instead
             # of waiting for their lease.
-            now = utcnow()
+            now = self._clock()
 
             def finish(session: Any) -> None:
                 outbox.record_outcomes(session, outcomes, owner=self._owner, now=now)
@@ -519,7 +522,7 @@ class OutboxSender:
             await asyncio.sleep(_RENEW_SECONDS)
             rows = sorted(self._in_flight)
             if rows:
-                until = utcnow() + LEASE
+                until = self._clock() + LEASE
                 try:
                     await self._db(partial(outbox.renew_leases, row_ids=rows, owner=self._owner, until=until))
                 except Exception:

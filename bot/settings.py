@@ -8,10 +8,11 @@ from datetime import timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.durations import parse_duration
+from bot.durations import format_duration, parse_duration
+from surveys.contact_rules import ContactPolicy, QuietHours
 from surveys.languages import Language
 
 BOTFATHER_HINT = (
@@ -53,6 +54,18 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     survey_delay: Annotated[timedelta, NoDecode] = timedelta(days=2)
+    # A survey not finished REMINDER_AFTER after it was asked gets one reminder that goes on where the
+    # customer stopped; SURVEY_EXPIRES_AFTER after it was asked it closes unanswered.
+    reminder_after: Annotated[timedelta, NoDecode] = timedelta(days=2)
+    survey_expires_after: Annotated[timedelta, NoDecode] = timedelta(days=7)
+    # No unprompted message in these local hours (TIMEZONE, or the customer's own zone): it waits for the
+    # morning. Empty for none.
+    quiet_hours: str = "21:00-09:00"
+    # At most one survey per SURVEY_COOLDOWN and MAX_PROACTIVE_PER_WEEK unprompted messages in any 7 days;
+    # a purchase reported more than SURVEY_MAX_AGE after it happened gets no survey.
+    survey_cooldown: Annotated[timedelta, NoDecode] = timedelta(days=30)
+    max_proactive_per_week: int = Field(default=2, ge=1, le=50)
+    survey_max_age: Annotated[timedelta, NoDecode] = timedelta(days=14)
     sweep_interval: Annotated[timedelta, NoDecode] = timedelta(seconds=30)
     timezone: Annotated[ZoneInfo, NoDecode] = ZoneInfo("Europe/Berlin")
     default_language: Language = "de"
@@ -126,6 +139,10 @@ class Settings(BaseSettings):
         "alert_escalate_after",
         "alert_resolve_within",
         "recovery_check_after",
+        "reminder_after",
+        "survey_expires_after",
+        "survey_cooldown",
+        "survey_max_age",
         mode="before",
     )
     @classmethod
@@ -140,6 +157,33 @@ class Settings(BaseSettings):
         if value.total_seconds() < 1:
             raise ValueError("must be at least 1s")
         return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str) -> str:
+        quiet = QuietHours.parse(value)  # its ValueError says what is wrong and what is expected
+        return "" if quiet is None else str(quiet)
+
+    @model_validator(mode="after")
+    def _reminder_before_expiry(self) -> Settings:
+        if self.reminder_after >= self.survey_expires_after:
+            raise ValueError(
+                f"REMINDER_AFTER ({format_duration(self.reminder_after)}) must be shorter than "
+                f"SURVEY_EXPIRES_AFTER ({format_duration(self.survey_expires_after)}): "
+                "a reminder for a closed survey is never sent"
+            )
+        return self
+
+    @property
+    def contact_policy(self) -> ContactPolicy:
+        """The rules for unprompted messages (surveys/contact_rules.py) as these settings set them."""
+        return ContactPolicy(
+            quiet_hours=QuietHours.parse(self.quiet_hours),
+            zone=self.timezone,
+            survey_cooldown=self.survey_cooldown,
+            max_proactive_per_week=self.max_proactive_per_week,
+            survey_max_age=self.survey_max_age,
+        )
 
     @field_validator("timezone", mode="before")
     @classmethod

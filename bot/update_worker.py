@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -93,8 +93,11 @@ class UpdateWorker:
         on_give_up: Callable[[Session, int, int], None],
         http_slots: asyncio.Semaphore,
         handler_loop: HandlerLoop | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
+        # What "now" is for the handlers (when an answer was given, whether a survey has expired).
+        self._clock = clock
         self._application = application
         self._on_messages_queued = on_messages_queued
         self._on_sweep_needed = on_sweep_needed
@@ -238,7 +241,7 @@ class UpdateWorker:
 
     async def _process(self, session: Session, row: InboundUpdate, update: Update) -> UpdateWork:
         """Run the Application's handlers for one update inside ``session``; raise what they raised."""
-        work = UpdateWork(session=session, now=utcnow(), update_id=row.update_id)
+        work = UpdateWork(session=session, now=self._clock(), update_id=row.update_id)
         token = begin_work(work)
         try:
             # Handlers flush explicitly where a query needs their rows; everything else is written in

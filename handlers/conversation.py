@@ -79,8 +79,10 @@ def ask_question(
     chat_id: int,
     now: datetime,
     after: AnsweredInPlace | None = None,
+    intro: str | None = None,
 ) -> None:
-    """Make ``question`` the open one and queue the message that asks it."""
+    """Make ``question`` the open one and queue the message that asks it (``intro`` above it: the
+    reminder's line)."""
     survey = services.survey(delivery.survey_id)
     lang = services.language(delivery.language)
     delivery.current_question_id = question.id
@@ -94,7 +96,7 @@ def ask_question(
         delivery_id=_id(delivery.id),
         chat_id=chat_id,
         lang=lang,
-        above=_answered_text(services, survey, after, lang),
+        above=_answered_text(services, survey, after, lang) or intro,
         message_id=after.message_id if after else None,
     )
     _queue_step(session, question_key(delivery, question.id), KIND_QUESTION, delivery, payload, after, now)
@@ -155,12 +157,22 @@ def start_survey(
         delivery.language = customer_language(services, customer, user)
     if delivery.started_at is None:
         delivery.started_at = now
+        schedule_reminder_and_expiry(services, delivery, asked_at=now)
     answers = recorded_answers(session, delivery)
     question = next_question(survey, answers)
     if question is None:
         _complete(session, services, delivery=delivery, chat_id=user.id, now=now)
         return
     ask_question(session, services, delivery=delivery, question=question, chat_id=user.id, now=now)
+
+
+def schedule_reminder_and_expiry(services: Services, delivery: SurveyDelivery, *, asked_at: datetime) -> None:
+    """Set when the sweep reminds the customer once (REMINDER_AFTER) and closes the survey
+    (SURVEY_EXPIRES_AFTER), counted from the first time it was put to them."""
+    settings = services.settings
+    if delivery.reminded_at is None:
+        delivery.reminder_due_at = asked_at + settings.reminder_after
+    delivery.expires_at = asked_at + settings.survey_expires_after
 
 
 def recorded_answers(session: Session, delivery: SurveyDelivery) -> dict[str, AnswerValue]:

@@ -10,7 +10,7 @@ from handlers.context import BotContext
 from handlers.visitor import Visitor, visitor
 from storage import cases as stored_cases
 from storage import outbox
-from storage.models import Customer, SurveyDelivery
+from storage.models import Customer, DeliveryStatus, SurveyDelivery
 from surveys.definition import QuestionType
 from surveys.flow import InvalidAnswer, parse_button_value, parse_text_answer
 
@@ -28,6 +28,10 @@ async def answer_button(update: Update, context: BotContext) -> None:
     delivery, customer = found
     if customer.telegram_user_id != person.row.id:
         person.toast(query, conversation.AnswerOutcome.NOT_YOURS.value)
+        return
+    if delivery.status == DeliveryStatus.EXPIRED.value:
+        # Closed unanswered (SURVEY_EXPIRES_AFTER): a friendly word, nothing recorded, nobody alerted.
+        person.toast(query, "survey_expired", language=context.services.language(delivery.language))
         return
     _, question_id, raw = parsed
     message_id = query.message.message_id if query.message is not None else None

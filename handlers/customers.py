@@ -225,19 +225,30 @@ def _close_open_questions(session: Session, work: UpdateWork, telegram_user_id: 
 
 
 def resume_everything(session: Session, work: UpdateWork, user_row: TelegramUser) -> bool:
-    """Undo /stop: surveys that were stopped are due again; return False if they had not opted out."""
+    """Undo /stop: one stopped survey is due again, the one they were answering (else the latest),
+    unless it has expired meanwhile; the others stay stopped (one survey at a time). Return False if
+    they had not opted out."""
     if user_row.opted_out_at is None:
         return False
     user_row.opted_out_at = None
     session.add(user_row)
     customer_ids = select(Customer.id).where(col(Customer.telegram_user_id) == user_row.id)
-    session.execute(
-        sa.update(SurveyDelivery)
+    latest = session.exec(
+        select(SurveyDelivery)
         .where(col(SurveyDelivery.customer_id).in_(customer_ids))
         .where(col(SurveyDelivery.status) == DeliveryStatus.STOPPED.value)
-        .values(status=DeliveryStatus.SCHEDULED.value)
-    )
-    work.wake_sweep = True
+        .order_by(
+            col(SurveyDelivery.started_at).is_(None),  # the one they were answering comes first
+            col(SurveyDelivery.started_at).desc(),
+            col(SurveyDelivery.due_at).desc(),
+            col(SurveyDelivery.id).desc(),
+        )
+        .limit(1)
+    ).first()
+    if latest is not None and (latest.expires_at is None or latest.expires_at > work.now):
+        latest.status = DeliveryStatus.SCHEDULED.value
+        session.add(latest)
+        work.wake_sweep = True
     return True
 
 

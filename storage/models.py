@@ -58,6 +58,7 @@ class DeliveryStatus(enum.StrEnum):
     ACTIVE = "active"  # questions are being asked; current_question_id says which
     COMPLETED = "completed"
     STOPPED = "stopped"  # the customer said /stop before finishing
+    EXPIRED = "expired"  # SURVEY_EXPIRES_AFTER passed unanswered; still counts for the response rate
 
 
 class OutboxStatus(enum.StrEnum):
@@ -131,7 +132,11 @@ class SurveyDelivery(SQLModel, table=True):
     """One purchase's survey: when it is due, which question is open, and how it ended."""
 
     __tablename__ = "survey_deliveries"
-    __table_args__ = (sa.Index("ix_survey_deliveries_status_due", "status", "due_at"),)
+    __table_args__ = (
+        sa.Index("ix_survey_deliveries_status_due", "status", "due_at"),
+        sa.Index("ix_survey_deliveries_status_reminder", "status", "reminder_due_at"),
+        sa.Index("ix_survey_deliveries_status_expires", "status", "expires_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     purchase_id: int = Field(foreign_key="purchases.id", sa_column_kwargs={"unique": True})
@@ -149,6 +154,12 @@ class SurveyDelivery(SQLModel, table=True):
     started_at: datetime | None = _ts(nullable=True)
     completed_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
+    # Due times of what the sweep does to an unfinished survey, set when it is first asked (or found
+    # unreachable): one reminder (REMINDER_AFTER), then expiry (SURVEY_EXPIRES_AFTER).
+    reminder_due_at: datetime | None = _ts(nullable=True)
+    reminded_at: datetime | None = _ts(nullable=True)
+    expires_at: datetime | None = _ts(nullable=True)
+    expired_at: datetime | None = _ts(nullable=True)
 
 
 class Answer(SQLModel, table=True):
@@ -249,6 +260,35 @@ class CaseEvent(SQLModel, table=True):
     actor_name: str | None = Field(default=None, max_length=128)
     action: str = Field(max_length=24)
     text: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+
+
+class ContactOutcome(enum.StrEnum):
+    """What became of one unprompted contact the bot considered."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"
+    POSTPONED = "postponed"
+
+
+class ContactEvent(SQLModel, table=True):
+    """One decision about contacting a customer unprompted (survey, reminder, check-in), with its reason.
+
+    Sent ones are the history the weekly cap counts; skipped and postponed ones explain to the shop why a
+    customer heard nothing (``kundenpuls why``) and feed the weekly summary's "skipped by the rules".
+    """
+
+    __tablename__ = "contact_events"
+    __table_args__ = (sa.Index("ix_contact_events_customer_at", "customer_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id")
+    delivery_id: int | None = Field(default=None, foreign_key="survey_deliveries.id")
+    kind: str = Field(max_length=12)
+    outcome: str = Field(max_length=10)
+    reason: str | None = Field(default=None, max_length=16)
+    at: datetime = _ts()
+    planned_for: datetime | None = _ts(nullable=True)
+    detail: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
 
 
 class OutboxMessage(SQLModel, table=True):

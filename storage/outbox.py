@@ -516,6 +516,23 @@ def cancel_chat(session: Session, chat_id: int, *, kinds: tuple[str, ...]) -> in
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def cancel_delivery(session: Session, delivery_id: int, *, kinds: tuple[str, ...]) -> int:
+    """Cancel a survey's unsent rows of the given kinds (it expired, or a reminder asks again)."""
+    write_pending(session)
+    result = session.execute(
+        sa.update(OutboxMessage)
+        .where(col(OutboxMessage.delivery_id) == delivery_id)
+        .where(col(OutboxMessage.kind).in_(kinds))
+        .where(
+            col(OutboxMessage.status).in_(
+                [OutboxStatus.PENDING.value, OutboxStatus.BLOCKED.value, OutboxStatus.AWAITING_CONTACT.value]
+            )
+        )
+        .values(status=OutboxStatus.CANCELLED.value, locked_until=None, lease_owner=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 @dataclass(frozen=True)
 class SendOutcome:
     """What happened to one leased row, and what it teaches about its chat or the bot as a whole."""

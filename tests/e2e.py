@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,36 @@ def process_env(api_url: str, database_url: str, http_port: int) -> dict[str, st
         "SWEEP_INTERVAL": "1s",
         "SEND_RATE": "1000",
     }
+
+
+class MovableClock:
+    """The bot's "now" in a test: the real time plus an offset that only the test moves.
+
+    Time keeps flowing (a purchase reported now is due now), and a test jumps days ahead instead of
+    sleeping.
+    """
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    @property
+    def now(self) -> datetime:
+        """The clock's time at this moment."""
+        return self()
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Jump forward; return the new time."""
+        self.offset += delta
+        return self()
+
+    def move_to(self, moment: datetime) -> datetime:
+        """Jump to ``moment`` (forward only: the bot's time never runs backwards)."""
+        assert moment >= self(), (moment, self())
+        self.offset += moment - self()
+        return moment
 
 
 @dataclass
@@ -165,6 +196,7 @@ async def running_bot(
     expect_errors: bool = False,
     limits: FloodLimits | None = None,
     before_start: Callable[[FakeBotApi], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[RunningBot]:
     """Start the fake server and the bot; stop both, check every request against the spec, and fail
@@ -179,7 +211,7 @@ async def running_bot(
             if before_start is not None:
                 before_start(api)
             settings = make_settings(database_url, api.url, **overrides)
-            bot = KundenpulsBot(settings)
+            bot = KundenpulsBot(settings) if clock is None else KundenpulsBot(settings, clock=clock)
             await bot.start()
             try:
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot.http_port}") as http:

@@ -1,0 +1,186 @@
+"""What the sweep does to surveys nobody finished: one reminder, then expiry.
+
+The due times are columns of the survey (``reminder_due_at``, ``expires_at``, set when it is first asked),
+claimed ``FOR UPDATE SKIP LOCKED``, and what was done is stamped in the same transaction as the messages
+it queues: a restart or a second replica neither loses nor repeats a reminder. A reminder is unprompted,
+so the contact rules (surveys/contact_rules.py) decide it: quiet hours and the weekly cap postpone it
+(its due time moves), /stop or an unreachable chat skip it; every decision is stored with its reason
+(storage/contacts.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from handlers import conversation
+from handlers.services import Services
+from storage import contacts, outbox
+from storage.models import Customer, DeliveryStatus, SurveyDelivery, TelegramUser
+from storage.outbox import KIND_CLOSED, OutboundCall
+from surveys.contact_rules import ContactDecision, ContactKind, ContactReason, decide
+from surveys.flow import next_question
+
+log = logging.getLogger(__name__)
+
+_BATCH = 200
+_OPEN = (DeliveryStatus.ACTIVE.value, DeliveryStatus.AWAITING_CONTACT.value)
+
+
+def run_due(session: Session, services: Services, *, now: datetime) -> int:
+    """Close the surveys that expired, then remind the ones that are due; return messages queued."""
+    return expire_due(session, services, now=now) + remind_due(session, services, now=now)
+
+
+def _claim(
+    session: Session, *conditions: sa.ColumnElement[bool], order: Any
+) -> Sequence[tuple[SurveyDelivery, Customer, TelegramUser | None]]:
+    return session.exec(
+        select(SurveyDelivery, Customer, TelegramUser)
+        .join(Customer, sa.and_(col(Customer.id) == SurveyDelivery.customer_id))
+        .outerjoin(TelegramUser, sa.and_(col(TelegramUser.id) == Customer.telegram_user_id))
+        .where(*conditions)
+        .order_by(order, col(SurveyDelivery.id))
+        .limit(_BATCH)
+        .with_for_update(of=SurveyDelivery, skip_locked=True)
+    ).all()
+
+
+def expire_due(session: Session, services: Services, *, now: datetime) -> int:
+    """Close every open survey whose SURVEY_EXPIRES_AFTER has passed: unanswered, buttons removed.
+
+    An expired survey still counts as sent for the response rate; a later press on it gets a friendly
+    answer and records nothing (handlers/customer_survey.py).
+    """
+    queued = 0
+    while True:
+        rows = _claim(
+            session,
+            col(SurveyDelivery.status).in_(_OPEN),
+            col(SurveyDelivery.expires_at) <= now,
+            order=col(SurveyDelivery.expires_at),
+        )
+        for delivery, _, user in rows:
+            queued += _expire(session, delivery, user, now=now)
+        session.flush()
+        if len(rows) < _BATCH:
+            return queued
+
+
+def _expire(session: Session, delivery: SurveyDelivery, user: TelegramUser | None, *, now: datetime) -> int:
+    open_question = delivery.current_question_id if delivery.status == DeliveryStatus.ACTIVE.value else None
+    key = conversation.question_key(delivery, open_question) if open_question is not None else None
+    delivery.status = DeliveryStatus.EXPIRED.value
+    delivery.expired_at = now
+    delivery.reminder_due_at = None
+    session.add(delivery)
+    outbox.cancel_delivery(session, _id(delivery.id), kinds=outbox.SURVEY_KINDS)
+    message_id = outbox.message_id_of(session, key) if key is not None else None
+    if key is None or message_id is None or user is None:
+        return 0  # never shown (or its send was just cancelled): no keyboard to take away
+    outbox.enqueue(
+        session,
+        OutboundCall(
+            dedupe_key=f"expire:{key}",
+            kind=KIND_CLOSED,
+            method="editMessageReplyMarkup",
+            chat_id=user.id,
+            payload={"message_id": message_id},
+            delivery_id=delivery.id,
+        ),
+        now=now,
+    )
+    return 1
+
+
+def remind_due(session: Session, services: Services, *, now: datetime) -> int:
+    """Send the one reminder of every survey whose REMINDER_AFTER has passed, if the rules allow it now."""
+    queued = 0
+    while True:
+        rows = _claim(
+            session,
+            col(SurveyDelivery.status) == DeliveryStatus.ACTIVE.value,
+            col(SurveyDelivery.reminder_due_at) <= now,
+            order=col(SurveyDelivery.reminder_due_at),
+        )
+        for delivery, customer, user in rows:
+            queued += _remind(session, services, delivery, customer, user, now=now)
+        session.flush()
+        if len(rows) < _BATCH:
+            return queued
+
+
+def _remind(
+    session: Session,
+    services: Services,
+    delivery: SurveyDelivery,
+    customer: Customer,
+    user: TelegramUser | None,
+    *,
+    now: datetime,
+) -> int:
+    customer_id = _id(customer.id)
+    history = contacts.history(session, customer_id=customer_id, user=user, now=now)
+    decision = decide(ContactKind.REMINDER, at=now, policy=services.settings.contact_policy, history=history)
+    expires_at = delivery.expires_at
+    if decision.send_at is not None and expires_at is not None and decision.send_at >= expires_at:
+        decision = _expired_first(decision, expires_at)
+    contacts.record(session, decision, customer_id=customer_id, delivery_id=delivery.id, now=now)
+    session.add(delivery)
+    if decision.send_at is None:
+        delivery.reminder_due_at = None
+        return 0
+    if decision.send_at > now:
+        delivery.reminder_due_at = decision.send_at
+        return 0
+    delivery.reminder_due_at = None
+    delivery.reminded_at = now
+    survey = services.survey(delivery.survey_id)
+    question = next_question(survey, conversation.recorded_answers(session, delivery))
+    if question is None or user is None:
+        return 0  # answered meanwhile: the survey completes with the answer's own update
+    lang = services.language(delivery.language)
+    old_key = conversation.question_key(delivery, question.id)
+    old_message_id = outbox.message_id_of(session, old_key)
+    outbox.cancel_delivery(session, _id(delivery.id), kinds=(outbox.KIND_QUESTION,))
+    intro = services.text(lang, "survey_reminder")
+    conversation.ask_question(
+        session, services, delivery=delivery, question=question, chat_id=user.id, now=now, intro=intro
+    )
+    if old_message_id is not None:
+        outbox.enqueue(
+            session,
+            OutboundCall(
+                dedupe_key=f"reminded:{old_key}",
+                kind=KIND_CLOSED,
+                method="editMessageReplyMarkup",
+                chat_id=user.id,
+                payload={"message_id": old_message_id},
+                delivery_id=delivery.id,
+            ),
+            now=now,
+        )
+    return 1
+
+
+def _expired_first(decision: ContactDecision, expires_at: datetime) -> ContactDecision:
+    """A reminder the rules move past the survey's expiry is not sent at all."""
+    when = expires_at.isoformat(timespec="minutes")
+    return replace(
+        decision,
+        send_at=None,
+        skipped=ContactReason.EXPIRED,
+        explanation=f"skipped: {decision.explanation}, but the survey closes at {when} UTC",
+    )
+
+
+def _id(value: int | None) -> int:
+    if value is None:
+        raise RuntimeError("row has no primary key")
+    return value
