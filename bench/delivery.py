@@ -161,7 +161,8 @@ def send_rate(console: Console, args: argparse.Namespace, fingerprint: str) -> b
         )
     console.print(
         "Setup, not timed: every customer sends /start (one reply each), the shop reports one purchase "
-        "each through the purchase API with SURVEY_DELAY=1h, SWEEP_INTERVAL=1s. Then the benchmark moves "
+        "each through the purchase API with SURVEY_DELAY=1h, SWEEP_INTERVAL=1s, QUIET_HOURS empty. Then "
+        "the benchmark moves "
         "every due time to now in one UPDATE and the next sweep queues the N NPS questions at once. "
         "Rate = (accepted − 1) ÷ (time of the last − time of the first accepted message call at the fake).",
         highlight=False,
@@ -242,7 +243,8 @@ def answers(console: Console, args: argparse.Namespace, fingerprint: str) -> boo
     _context(console, args, fingerprint)
     console.print(
         f"{args.customers} customers, a third critics (each critic's answer queues a staff alert); "
-        "SURVEY_DELAY=0s for the setup, everything else at its shipped default. Setup, not timed: /start, "
+        "SURVEY_DELAY=0s for the setup, QUIET_HOURS empty (a run at night would wait for 09:00), "
+        "everything else at its shipped default. Setup, not timed: /start, "
         "a purchase each, the NPS question. Timed: from the moment all presses are queued until the last "
         "customer's next step arrives at the fake.",
         highlight=False,
@@ -294,8 +296,9 @@ def critic_burst(console: Console, args: argparse.Namespace, fingerprint: str) -
     _context(console, args, fingerprint)
     wait = f"up to {args.alerts_timeout:.0f} s" if args.wait_alerts else "not (--no-wait-alerts)"
     console.print(
-        f"{args.customers} customers, {args.critics} critics; SURVEY_DELAY=0s for the setup, everything else "
-        "at its shipped default. All press a score at once, then each answers every follow-up with its "
+        f"{args.customers} customers, {args.critics} critics; SURVEY_DELAY=0s for the setup, QUIET_HOURS "
+        "empty (a run at night would wait for 09:00), everything else at its shipped default. All press a "
+        "score at once, then each answers every follow-up with its "
         "first button (an option, or Skip) until thanked. A critic's score opens a case with one card in "
         "the staff chat; later answers update that card (in its queued row while it waits, by an edit once "
         f"it is shown). Waiting for the staff chat afterwards: {wait}.",

@@ -87,7 +87,8 @@ def print_header(console: Console, options: dict[str, Any], validating: bool, co
     console.print(
         "Fake Bot API server in this process (own thread), 127.0.0.1; spec validation "
         f"{spec}; [bold]no flood limits[/bold]. Kundenpuls: SEND_RATE={EFFICIENCY_SEND_RATE}, "
-        "SURVEY_DELAY=0s, STAFF_CHAT_ID set, everything else at its shipped default; it still keeps about "
+        "SURVEY_DELAY=0s, STAFF_CHAT_ID set, QUIET_HOURS empty, everything else at its shipped default; "
+        "it still keeps about "
         "1 message/s per private chat and 20/min for the staff group, so the critics' staff alerts trickle "
         "out at the group's pace and a burst does not wait for them. Against real Telegram about 30 "
         "messages/s overall would be the limit, not the bot (see bench/delivery.py).",

@@ -540,7 +540,8 @@ def _stored_as(row: Any, pressed: str) -> bool:
 
 def kundenpuls_env(fake: FakeServer, db: Database, port: int, **settings: str) -> dict[str, str]:
     """The environment of ``kundenpuls run`` against ``fake`` and ``db``; ``settings`` add to it
-    (``SEND_RATE``, ``SURVEY_DELAY``, ...). Anything not named keeps its shipped default."""
+    (``SEND_RATE``, ``SURVEY_DELAY``, ...). Anything not named keeps its shipped default, except
+    QUIET_HOURS, which is empty: a run at night would otherwise hold every survey until 09:00."""
     return {
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_URL": fake.url,
@@ -549,6 +550,7 @@ def kundenpuls_env(fake: FakeServer, db: Database, port: int, **settings: str) -
         "INGEST_API_KEY": INGEST_KEY,
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": str(port),
+        "QUIET_HOURS": "",
         **settings,
     }
 

@@ -123,6 +123,8 @@ class KundenpulsBot:
             send_rate=settings.send_rate,
             staff_chat_id=settings.staff_chat_id,
             clock=lambda: self.clock(),
+            quiet_hours=settings.contact_policy.quiet_hours,
+            zone=settings.timezone,
         )
         self.sender.on_staff_chat_moved = self.in_staff_chat.add_chat_ids
         self.handler_loop = HandlerLoop()

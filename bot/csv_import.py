@@ -71,6 +71,8 @@ class ImportSummary:
     imported: int
     duplicates: int
     rejected: list[RejectedRow]
+    too_old: int = 0
+    """Imported purchases older than SURVEY_MAX_AGE: stored, but no survey."""
 
     @property
     def total(self) -> int:
@@ -165,6 +167,11 @@ def render_summary(summary: ImportSummary, console: Console) -> None:
     """Print the counts and the first rejected rows, so the person importing knows what to fix."""
     console.print(f"Imported: {summary.imported}")
     console.print(f"Skipped as duplicates (order_id already known): {summary.duplicates}")
+    if summary.too_old:
+        console.print(
+            f"Without a survey (bought more than SURVEY_MAX_AGE ago; they count for rhythm and revenue): "
+            f"{summary.too_old}"
+        )
     console.print(f"Rejected: {len(summary.rejected)}")
     if not summary.rejected:
         return
@@ -328,7 +335,7 @@ def _record_batch(
     """Store one batch in one transaction; the counts change only once it is committed."""
     if not batch:
         return
-    imported = duplicates = 0
+    imported = duplicates = too_old = 0
     conflicts: list[RejectedRow] = []
     with unit_of_work(engine) as session:
         for line, report in batch:
@@ -339,6 +346,7 @@ def _record_batch(
                     survey_id=POST_PURCHASE_SURVEY_ID,
                     survey_delay=settings.survey_delay,
                     source="csv",
+                    policy=settings.contact_policy,
                 )
             except IntegrityError:
                 # record_purchase rolled its savepoint back, so the rest of the batch is unaffected.
@@ -350,8 +358,10 @@ def _record_batch(
                 continue
             if result.created:
                 imported += 1
+                too_old += result.survey_skipped is not None
             else:
                 duplicates += 1
     summary.imported += imported
     summary.duplicates += duplicates
+    summary.too_old += too_old
     summary.rejected.extend(conflicts)

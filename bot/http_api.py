@@ -145,7 +145,10 @@ class _PurchaseApi:
             {
                 "customer_id": recorded.customer_id,
                 "order_id": recorded.order_id,
-                "survey_due_at": recorded.survey_due_at.astimezone(UTC).isoformat(),
+                "survey_due_at": None
+                if recorded.survey_skipped
+                else recorded.survey_due_at.astimezone(UTC).isoformat(),
+                **({"survey_skipped": recorded.survey_skipped} if recorded.survey_skipped else {}),
                 "start_link": f"https://t.me/{username}?start={recorded.link_token}",
             },
             status=201 if recorded.created else 200,
@@ -208,6 +211,7 @@ class _PurchaseApi:
                 survey_id=POST_PURCHASE_SURVEY_ID,
                 survey_delay=self._settings.survey_delay,
                 source="api",
+                policy=self._settings.contact_policy,
             )
 
     def _notify_recorded(self) -> None:

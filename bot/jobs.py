@@ -9,17 +9,20 @@ under a row lock on PostgreSQL and the database lock on SQLite.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from handlers import case_followups as followups
 from handlers import cases, conversation, survey_timing
 from handlers.services import Services
+from storage import contacts
 from storage.db import unit_of_work
 from storage.models import Customer, DeliveryStatus, SurveyDelivery, TelegramUser
+from surveys.contact_rules import ContactKind, ContactReason, decide
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,11 @@ def start_due_surveys(engine: Engine, services: Services, *, now: datetime) -> i
                 select(SurveyDelivery, Customer, TelegramUser)
                 .join(Customer, sa.and_(col(Customer.id) == SurveyDelivery.customer_id))
                 .outerjoin(TelegramUser, sa.and_(col(TelegramUser.id) == Customer.telegram_user_id))
-                .where(col(SurveyDelivery.status) == DeliveryStatus.SCHEDULED.value)
+                .where(
+                    col(SurveyDelivery.status).in_(
+                        [DeliveryStatus.SCHEDULED.value, DeliveryStatus.REQUESTED.value]
+                    )
+                )
                 .where(SurveyDelivery.due_at <= now)
                 .order_by(col(SurveyDelivery.due_at), col(SurveyDelivery.id))
                 .limit(_SWEEP_BATCH)
@@ -53,14 +60,68 @@ def start_due_surveys(engine: Engine, services: Services, *, now: datetime) -> i
                         delivery.expires_at = now + services.settings.survey_expires_after
                 elif user.opted_out_at is not None:
                     delivery.status = DeliveryStatus.STOPPED.value
-                else:
+                elif _allowed(session, services, delivery, customer, user, now=now):
                     conversation.start_survey(
-                        session, services, delivery=delivery, customer=customer, user=user, now=now
+                        session,
+                        services,
+                        delivery=delivery,
+                        customer=customer,
+                        user=user,
+                        now=now,
+                        unprompted=delivery.status == DeliveryStatus.SCHEDULED.value,
                     )
                     asked += 1
                 session.add(delivery)
         if len(rows) < _SWEEP_BATCH:
             return asked
+
+
+def _allowed(
+    session: Session,
+    services: Services,
+    delivery: SurveyDelivery,
+    customer: Customer,
+    user: TelegramUser,
+    *,
+    now: datetime,
+) -> bool:
+    """Whether a due survey may be asked now; otherwise it is skipped or moved, with the reason stored.
+
+    One survey at a time and SURVEY_COOLDOWN always apply. A survey the customer asked for by opening
+    the bot (``REQUESTED``) answers what they just did, so quiet hours and the weekly cap do not hold it.
+    """
+    customer_id, delivery_id = _id(customer.id), _id(delivery.id)
+    history = contacts.history(session, customer_id=customer_id, user=user, now=now, other_than=delivery_id)
+    decision = decide(ContactKind.SURVEY, at=now, policy=services.settings.contact_policy, history=history)
+    still_open = contacts.open_survey(session, customer_id=customer_id, other_than=delivery_id)
+    if still_open is not None:
+        since = (still_open.started_at or now).date().isoformat()
+        decision = replace(
+            decision,
+            send_at=None,
+            skipped=ContactReason.COOLDOWN,
+            explanation=f"skipped: the survey asked on {since} is still open (one survey at a time)",
+        )
+    prompted = delivery.status == DeliveryStatus.REQUESTED.value
+    if prompted and decision.skipped is None:
+        decision = replace(
+            decision, send_at=now, postponed=(), explanation="sent at once: the customer opened the bot"
+        )
+    contacts.record(session, decision, customer_id=customer_id, delivery_id=delivery_id, now=now)
+    if decision.send_at is None:
+        delivery.status = DeliveryStatus.SKIPPED.value
+        return False
+    if decision.send_at > now:
+        delivery.status = DeliveryStatus.SCHEDULED.value
+        delivery.due_at = decision.send_at
+        return False
+    return True
+
+
+def _id(value: int | None) -> int:
+    if value is None:
+        raise RuntimeError("row has no primary key")
+    return value
 
 
 def refresh_stale_cards(engine: Engine, services: Services, *, now: datetime) -> int:
@@ -75,15 +136,23 @@ def case_followups(engine: Engine, services: Services, *, now: datetime) -> int:
         return followups.run_due(session, services, now=now)
 
 
-def remind_and_expire(engine: Engine, services: Services, *, now: datetime) -> int:
-    """Reminders and expiry of unfinished surveys (handlers/survey_timing.py)."""
+def expire_surveys(engine: Engine, services: Services, *, now: datetime) -> int:
+    """Close unfinished surveys whose time is up (handlers/survey_timing.py)."""
     with unit_of_work(engine) as session:
-        return survey_timing.run_due(session, services, now=now)
+        return survey_timing.expire_due(session, services, now=now)
+
+
+def remind(engine: Engine, services: Services, *, now: datetime) -> int:
+    """The one reminder of unfinished surveys (handlers/survey_timing.py)."""
+    with unit_of_work(engine) as session:
+        return survey_timing.remind_due(session, services, now=now)
 
 
 def sweep(engine: Engine, services: Services, *, now: datetime) -> int:
-    """Everything the periodic sweep does; return how many messages it queued."""
-    queued = start_due_surveys(engine, services, now=now)
-    queued += remind_and_expire(engine, services, now=now)
+    """Everything the periodic sweep does; return how many messages it queued. Expiry comes first, so
+    that a survey that just closed no longer counts as the customer's open one."""
+    queued = expire_surveys(engine, services, now=now)
+    queued += start_due_surveys(engine, services, now=now)
+    queued += remind(engine, services, now=now)
     queued += refresh_stale_cards(engine, services, now=now)
     return queued + case_followups(engine, services, now=now)

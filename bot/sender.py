@@ -44,6 +44,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from telegram import Bot
@@ -61,6 +62,7 @@ from storage.outbox import (
     SendOutcome,
 )
 from storage.pacing import Pace, bot_pace
+from surveys.contact_rules import QuietHours
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +103,16 @@ class OutboxSender:
         send_rate: float,
         staff_chat_id: int | None = None,
         clock: Callable[[], datetime] = utcnow,
+        quiet_hours: QuietHours | None = None,
+        zone: ZoneInfo | None = None,
     ) -> None:
         self._engine = engine
         self._bot = bot
         # "Now" for claims, retries and leases: the bot's clock, which tests move instead of sleeping.
         self._clock = clock
+        # QUIET_HOURS in TIMEZONE: checked again when an unprompted message is actually sent.
+        self._quiet_hours = quiet_hours
+        self._zone = zone or ZoneInfo("UTC")
         self._http_slots = http_slots
         self._pace: Pace = bot_pace(send_rate)
         self.staff_chat_id = staff_chat_id
@@ -269,6 +276,10 @@ class OutboxSender:
         chat_id = int(row.chat_id or 0)
         if self._paused_until is not None and self._paused_until > now:
             return _released(row, next_attempt_at=self._paused_until)
+        if self._quiet_hours is not None and row.payload.get(outbox.UNPROMPTED):
+            morning = self._quiet_hours.next_allowed(now, self._zone)
+            if morning > now:  # decided by day, delayed (retries, a 429 pause) into the night: hold it
+                return _released(row, next_attempt_at=morning)
         new_chat = self._migrations.get(chat_id)
         if new_chat is not None:
             return SendOutcome(
@@ -313,6 +324,7 @@ class OutboxSender:
         if row.method not in _METHODS:
             raise ValueError(f"outbox row {row.id} has an unsupported method {row.method!r}")
         payload: dict[str, Any] = {**row.payload, "chat_id": row.chat_id}
+        payload.pop(outbox.UNPROMPTED, None)
         topic = payload.pop(outbox.THREAD_OF, None)
         if isinstance(topic, str) and row.method == "sendMessage":
             thread = await self._thread(topic)

@@ -80,6 +80,7 @@ def ask_question(
     now: datetime,
     after: AnsweredInPlace | None = None,
     intro: str | None = None,
+    unprompted: bool = False,
 ) -> None:
     """Make ``question`` the open one and queue the message that asks it (``intro`` above it: the
     reminder's line)."""
@@ -99,6 +100,8 @@ def ask_question(
         above=_answered_text(services, survey, after, lang) or intro,
         message_id=after.message_id if after else None,
     )
+    if unprompted:
+        payload[outbox.UNPROMPTED] = True
     _queue_step(session, question_key(delivery, question.id), KIND_QUESTION, delivery, payload, after, now)
 
 
@@ -150,8 +153,10 @@ def start_survey(
     customer: Customer,
     user: TelegramUser,
     now: datetime,
+    unprompted: bool = False,
 ) -> None:
-    """Open a due survey: fix its language and ask the first (or the still open) question."""
+    """Open a due survey: fix its language and ask the first (or the still open) question
+    (``unprompted``: the sweep asks it, not the customer's own /start)."""
     survey = services.survey(delivery.survey_id)
     if delivery.language is None:
         delivery.language = customer_language(services, customer, user)
@@ -163,7 +168,15 @@ def start_survey(
     if question is None:
         _complete(session, services, delivery=delivery, chat_id=user.id, now=now)
         return
-    ask_question(session, services, delivery=delivery, question=question, chat_id=user.id, now=now)
+    ask_question(
+        session,
+        services,
+        delivery=delivery,
+        question=question,
+        chat_id=user.id,
+        now=now,
+        unprompted=unprompted,
+    )
 
 
 def schedule_reminder_and_expiry(services: Services, delivery: SurveyDelivery, *, asked_at: datetime) -> None:

@@ -99,7 +99,7 @@ def _reschedule_waiting(session: Session, telegram_user_id: int) -> int:
         sa.update(SurveyDelivery)
         .where(col(SurveyDelivery.customer_id).in_(customer_ids))
         .where(col(SurveyDelivery.status) == DeliveryStatus.AWAITING_CONTACT.value)
-        .values(status=DeliveryStatus.SCHEDULED.value)
+        .values(status=DeliveryStatus.REQUESTED.value)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -186,6 +186,7 @@ def stop_everything(session: Session, work: UpdateWork, user_row: TelegramUser) 
                 [
                     DeliveryStatus.ACTIVE.value,
                     DeliveryStatus.SCHEDULED.value,
+                    DeliveryStatus.REQUESTED.value,
                     DeliveryStatus.AWAITING_CONTACT.value,
                 ]
             )
@@ -246,7 +247,7 @@ def resume_everything(session: Session, work: UpdateWork, user_row: TelegramUser
         .limit(1)
     ).first()
     if latest is not None and (latest.expires_at is None or latest.expires_at > work.now):
-        latest.status = DeliveryStatus.SCHEDULED.value
+        latest.status = DeliveryStatus.REQUESTED.value
         session.add(latest)
         work.wake_sweep = True
     return True

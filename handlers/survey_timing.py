@@ -33,11 +33,6 @@ _BATCH = 200
 _OPEN = (DeliveryStatus.ACTIVE.value, DeliveryStatus.AWAITING_CONTACT.value)
 
 
-def run_due(session: Session, services: Services, *, now: datetime) -> int:
-    """Close the surveys that expired, then remind the ones that are due; return messages queued."""
-    return expire_due(session, services, now=now) + remind_due(session, services, now=now)
-
-
 def _claim(
     session: Session, *conditions: sa.ColumnElement[bool], order: Any
 ) -> Sequence[tuple[SurveyDelivery, Customer, TelegramUser | None]]:
@@ -151,7 +146,14 @@ def _remind(
     outbox.cancel_delivery(session, _id(delivery.id), kinds=(outbox.KIND_QUESTION,))
     intro = services.text(lang, "survey_reminder")
     conversation.ask_question(
-        session, services, delivery=delivery, question=question, chat_id=user.id, now=now, intro=intro
+        session,
+        services,
+        delivery=delivery,
+        question=question,
+        chat_id=user.id,
+        now=now,
+        intro=intro,
+        unprompted=True,
     )
     if old_message_id is not None:
         outbox.enqueue(

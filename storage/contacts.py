@@ -10,10 +10,21 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from storage.models import ContactEvent, ContactOutcome, SurveyDelivery, TelegramUser
+from storage.models import ContactEvent, ContactOutcome, DeliveryStatus, SurveyDelivery, TelegramUser
 from surveys.contact_rules import ContactDecision, ContactHistory
 
 WEEK = timedelta(days=7)
+
+
+def open_survey(session: Session, *, customer_id: int, other_than: int) -> SurveyDelivery | None:
+    """Another survey of the customer that is still being answered (one survey at a time)."""
+    return session.exec(
+        select(SurveyDelivery)
+        .where(col(SurveyDelivery.customer_id) == customer_id)
+        .where(col(SurveyDelivery.status) == DeliveryStatus.ACTIVE.value)
+        .where(col(SurveyDelivery.id) != other_than)
+        .limit(1)
+    ).first()
 
 
 def record(
@@ -48,10 +59,16 @@ def record(
 
 
 def history(
-    session: Session, *, customer_id: int, user: TelegramUser | None, now: datetime
+    session: Session,
+    *,
+    customer_id: int,
+    user: TelegramUser | None,
+    now: datetime,
+    other_than: int | None = None,
 ) -> ContactHistory:
     """What the contact rules need to know about a customer: the unprompted messages of the last week,
-    their last survey, and whether they can and want to be reached."""
+    their last survey (other than the delivery ``other_than`` being decided), and whether they can and
+    want to be reached."""
     sent = session.exec(
         select(ContactEvent.at)
         .where(col(ContactEvent.customer_id) == customer_id)
@@ -60,7 +77,9 @@ def history(
         .order_by(col(ContactEvent.at))
     ).all()
     last_survey = session.exec(
-        select(func.max(SurveyDelivery.started_at)).where(col(SurveyDelivery.customer_id) == customer_id)
+        select(func.max(SurveyDelivery.started_at))
+        .where(col(SurveyDelivery.customer_id) == customer_id)
+        .where(col(SurveyDelivery.id) != (other_than or 0))
     ).one()
     return ContactHistory(
         proactive_sent=tuple(sent),

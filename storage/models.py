@@ -53,12 +53,14 @@ def _ts(*, nullable: bool = False, index: bool = False) -> Any:
 class DeliveryStatus(enum.StrEnum):
     """Where one purchase's survey stands."""
 
-    SCHEDULED = "scheduled"  # waiting for its due time (or to be asked again after /start)
+    SCHEDULED = "scheduled"  # waiting for its due time; unprompted, so the contact rules decide it
+    REQUESTED = "requested"  # due now because the customer just opened the bot (/start): not unprompted
     AWAITING_CONTACT = "awaiting_contact"  # due, but the customer has not opened the bot yet
     ACTIVE = "active"  # questions are being asked; current_question_id says which
     COMPLETED = "completed"
     STOPPED = "stopped"  # the customer said /stop before finishing
     EXPIRED = "expired"  # SURVEY_EXPIRES_AFTER passed unanswered; still counts for the response rate
+    SKIPPED = "skipped"  # the contact rules said no (contact_events has the reason); never sent
 
 
 class OutboxStatus(enum.StrEnum):

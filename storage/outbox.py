@@ -54,6 +54,9 @@ STAFF_KINDS = (KIND_STAFF_ALERT, KIND_CASE_CARD, KIND_CASE_EDIT, KIND_CASE_MESSA
 """Rows for the staff chat: they wait while it is unreachable, they never fail for good."""
 UNSENT_STATUSES = (OutboxStatus.PENDING, OutboxStatus.BLOCKED, OutboxStatus.AWAITING_CONTACT)
 THREAD_OF = "_thread_of"
+UNPROMPTED = "_unprompted"
+"""Payload flag of a message the customer did not ask for (a survey's first question, a reminder): the
+sender holds it during quiet hours, even when a retry delayed it into them. Never sent to Telegram."""
 """A payload key that is not a Bot API parameter: the outbox key of a ``createForumTopic`` row whose topic
 this ``sendMessage`` goes into. The sender puts in the topic's ``message_thread_id`` (the topic row's
 ``sent_message_id``), or leaves it out when the topic could not be made, so the message is never lost."""
@@ -484,7 +487,22 @@ def release_chat(
         .where(col(OutboxMessage.status).in_([status.value for status in from_statuses]))
         .values(status=OutboxStatus.PENDING.value, next_attempt_at=now, locked_until=None, lease_owner=None)
     )
+    _answering_now(session, chat_id)
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _answering_now(session: Session, chat_id: int) -> None:
+    """The customer just wrote or opened the bot: what waited for that answers them, so it is no
+    longer unprompted and goes out at once, also at night (a handful of rows per chat at most)."""
+    waiting = session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.chat_id) == chat_id)
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+    ).all()
+    for row in waiting:
+        if UNPROMPTED in row.payload:
+            row.payload = {key: value for key, value in row.payload.items() if key != UNPROMPTED}
+            session.add(row)
 
 
 def hold_chat(session: Session, chat_id: int, *, status: OutboxStatus) -> int:

@@ -10,7 +10,24 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.models import Customer, Purchase, SurveyDelivery, TelegramUser, utcnow
+from storage import contacts
+from storage.models import (
+    ContactEvent,
+    Customer,
+    DeliveryStatus,
+    Purchase,
+    SurveyDelivery,
+    TelegramUser,
+    utcnow,
+)
+from surveys.contact_rules import (
+    ContactDecision,
+    ContactHistory,
+    ContactKind,
+    ContactPolicy,
+    ContactReason,
+    decide,
+)
 from surveys.purchase_report import PurchaseReport
 
 # 24 random bytes: 32 URL-safe characters, well inside Telegram's 64-character deep-link limit.
@@ -26,6 +43,8 @@ class RecordedPurchase:
     survey_due_at: datetime
     link_token: str
     created: bool
+    survey_skipped: str | None = None
+    """Why the purchase gets no survey (the contact rules' explanation), or None."""
 
 
 def new_link_token() -> str:
@@ -34,21 +53,31 @@ def new_link_token() -> str:
 
 
 def record_purchase(
-    *, session: Session, report: PurchaseReport, survey_id: str, survey_delay: timedelta, source: str
+    *,
+    session: Session,
+    report: PurchaseReport,
+    survey_id: str,
+    survey_delay: timedelta,
+    source: str,
+    policy: ContactPolicy | None = None,
 ) -> RecordedPurchase:
     """Store a purchase and schedule its survey, or return what was stored for a known ``order_id``.
 
     The insert runs in a savepoint: when another request or replica stored the same order a moment
     earlier, the unique constraint stops the second copy and we answer with the first one. When the
     collision was on the customer (two new orders of one new customer at once), the customer exists now
-    and a second try succeeds.
+    and a second try succeeds. With a ``policy``, a purchase reported more than SURVEY_MAX_AGE after it
+    happened is stored (it counts for rhythm and revenue) but gets no survey: importing last year's
+    orders must not message everyone.
     """
     for attempt in range(2):
         existing = _existing(session, report.order_id)
         if existing is not None:
             return existing
         try:
-            return _insert(session, report, survey_id=survey_id, survey_delay=survey_delay, source=source)
+            return _insert(
+                session, report, survey_id=survey_id, survey_delay=survey_delay, source=source, policy=policy
+            )
         except IntegrityError:
             existing = _existing(session, report.order_id)
             if existing is not None:
@@ -59,11 +88,18 @@ def record_purchase(
 
 
 def _insert(
-    session: Session, report: PurchaseReport, *, survey_id: str, survey_delay: timedelta, source: str
+    session: Session,
+    report: PurchaseReport,
+    *,
+    survey_id: str,
+    survey_delay: timedelta,
+    source: str,
+    policy: ContactPolicy | None,
 ) -> RecordedPurchase:
+    now = utcnow()
     with session.begin_nested():
         customer = _upsert_customer(session, report)
-        purchased_at = report.purchased_at or utcnow()
+        purchased_at = report.purchased_at or now
         purchase = Purchase(
             order_id=report.order_id,
             customer_id=_id(customer.id),
@@ -83,13 +119,32 @@ def _insert(
         )
         session.add(delivery)
         session.flush()
+        skipped = _too_old(policy, purchased_at=purchased_at, now=now)
+        if skipped is not None:
+            delivery.status = DeliveryStatus.SKIPPED.value
+            session.add(delivery)
+            contacts.record(session, skipped, customer_id=_id(customer.id), delivery_id=delivery.id, now=now)
+            session.flush()
     return RecordedPurchase(
         customer_id=customer.external_id,
         order_id=purchase.order_id,
         survey_due_at=delivery.due_at,
         link_token=purchase.link_token,
         created=True,
+        survey_skipped=skipped.explanation if skipped is not None else None,
     )
+
+
+def _too_old(
+    policy: ContactPolicy | None, *, purchased_at: datetime, now: datetime
+) -> ContactDecision | None:
+    """The contact rules' "too old" decision for a purchase reported now, or None when it gets a survey."""
+    if policy is None:
+        return None
+    decision = decide(
+        ContactKind.SURVEY, at=now, policy=policy, history=ContactHistory(), purchased_at=purchased_at
+    )
+    return decision if decision.skipped is ContactReason.TOO_OLD else None
 
 
 def _existing(session: Session, order_id: str) -> RecordedPurchase | None:
@@ -102,12 +157,20 @@ def _existing(session: Session, order_id: str) -> RecordedPurchase | None:
     if row is None:
         return None
     purchase, customer, delivery = row
+    skipped = None
+    if delivery.status == DeliveryStatus.SKIPPED.value:
+        skipped = session.exec(
+            select(ContactEvent.detail)
+            .where(col(ContactEvent.delivery_id) == delivery.id)
+            .order_by(col(ContactEvent.id).desc())
+        ).first()
     return RecordedPurchase(
         customer_id=customer.external_id,
         order_id=purchase.order_id,
         survey_due_at=delivery.due_at,
         link_token=purchase.link_token,
         created=False,
+        survey_skipped=skipped,
     )
 
 

@@ -39,6 +39,9 @@ def make_settings(database_url: str, api_url: str, **overrides: Any) -> Settings
         "sweep_interval": "1s",
         "send_rate": 1000,
         "default_language": "de",
+        # Off, so that a test run at night is not held until 09:00; tests/test_e2e_reminders.py and
+        # tests/test_e2e_contact_rules.py switch them on with a moved clock.
+        "quiet_hours": "",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -68,6 +71,7 @@ def process_env(api_url: str, database_url: str, http_port: int) -> dict[str, st
         "SURVEY_DELAY": "0s",
         "SWEEP_INTERVAL": "1s",
         "SEND_RATE": "1000",
+        "QUIET_HOURS": "",
     }
 
 

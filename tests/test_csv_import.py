@@ -334,3 +334,24 @@ class TestSummary:
         output = console.file.getvalue()  # type: ignore[attr-defined]
         assert "Imported: 3" in output
         assert "Rejected rows" not in output
+
+
+class TestOldOrders:
+    def test_last_years_orders_are_imported_without_surveys_and_the_summary_says_so(
+        self, tmp_path: Path, engine: Engine, settings: Settings
+    ) -> None:
+        """Rows older than SURVEY_MAX_AGE are stored (rhythm, revenue) but schedule no survey."""
+        recent = (datetime.now(UTC) - timedelta(days=3)).isoformat()
+        path = write(
+            tmp_path,
+            "order_id,customer_id,purchased_at\n"
+            f"O-1,c-1,2025-11-02T10:00:00+01:00\nO-2,c-1,2025-12-01T10:00:00+01:00\nO-3,c-1,{recent}\n",
+        )
+        summary = run(path, engine, settings)
+        assert (summary.imported, summary.too_old) == (3, 2)
+        with Session(engine) as session:
+            statuses = sorted(d.status for d in session.exec(select(SurveyDelivery)).all())
+        assert statuses == ["scheduled", "skipped", "skipped"]
+        console = Console(file=io.StringIO(), width=160)
+        render_summary(summary, console)
+        assert "Without a survey (bought more than SURVEY_MAX_AGE ago" in console.file.getvalue()  # type: ignore[attr-defined]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from tests.e2e import button, running_bot
 from tests.fakes.bot_api_server import FakeUser
 
@@ -44,7 +46,7 @@ class TestLanguages:
                 order_id="L-1",
                 customer_id="c-anna",
                 telegram_user_id=ANNA.id,
-                purchased_at="2020-01-01T10:00:00+00:00",
+                purchased_at=(datetime.now(UTC) - timedelta(hours=2)).isoformat(),
             )
             assert response.status_code == 201
             question = await env.api.wait_for_message(ANNA.id, lambda m: "reply_markup" in m)

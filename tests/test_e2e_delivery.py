@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlmodel import Session, select
 
 from storage.models import OutboxMessage, TelegramUser
@@ -195,7 +197,7 @@ class TestMembershipUpdates:
                 order_id="M-1",
                 customer_id="c-m",
                 telegram_user_id=ANNA.id,
-                purchased_at="2020-01-01T00:00:00+00:00",
+                purchased_at=(datetime.now(UTC) - timedelta(hours=2)).isoformat(),
             )
             assert response.status_code == 201
             await env.bot.sweep()

@@ -40,6 +40,8 @@ def make_settings(engine: Engine, **overrides: Any) -> Settings:
         "database_url": engine.url.render_as_string(hide_password=False),
         "survey_delay": DELAY,
         "timezone": BERLIN,
+        # The examples are fixed dates in 2026; SURVEY_MAX_AGE has its own tests below.
+        "survey_max_age": "36500d",
         **overrides,
     }
     return Settings(_env_file=None, **values)
@@ -141,6 +143,19 @@ class TestRecording:
         """survey_due_at is ISO-8601 in UTC with an explicit offset, SURVEY_DELAY after the purchase."""
         response = await api.post(purchase(purchased_at="2026-11-20T10:00:00+01:00"))
         assert response.json()["survey_due_at"] == "2026-11-22T09:00:00+00:00"
+
+    async def test_a_purchase_older_than_survey_max_age_is_stored_without_a_survey(
+        self, engine: Engine
+    ) -> None:
+        """The answer says why there is no survey (and no due time); the order is stored all the same."""
+        async with serve(engine, make_settings(engine, survey_max_age="14d")) as running:
+            old = (datetime.now(UTC) - timedelta(days=20)).isoformat()
+            response = await running.post(purchase(purchased_at=old))
+        assert response.status_code == 201
+        body = response.json()
+        assert body["survey_due_at"] is None and "SURVEY_MAX_AGE" in body["survey_skipped"]
+        with Session(engine) as session:
+            assert session.exec(select(SurveyDelivery)).one().status == "skipped"
 
     @pytest.mark.parametrize(
         ("purchased_at", "due_utc"),

@@ -103,7 +103,9 @@ async def replicas(*members: Replica) -> AsyncIterator[tuple[Replica, ...]]:
 
 
 def _seed(database_url: str, phase: str) -> None:
-    """Queue 1,000 due surveys: four purchases for each of 250 customers, all due now."""
+    """Queue 1,000 due surveys: four purchases for each of 250 chats, all due now (four customer
+    records per chat, as a shop with several accounts per person has: the contact rules allow one
+    survey at a time per customer)."""
     engine = create_db_engine(database_url)
     try:
         with unit_of_work(engine) as session:
@@ -112,7 +114,9 @@ def _seed(database_url: str, phase: str) -> None:
                     record_purchase(
                         session=session,
                         report=PurchaseReport(
-                            order_id=f"{phase}-{n}-{k}", customer_id=f"c-{n}", telegram_user_id=900_000 + n
+                            order_id=f"{phase}-{n}-{k}",
+                            customer_id=f"c-{n}-{k}",
+                            telegram_user_id=900_000 + n,
                         ),
                         survey_id="post_purchase",
                         survey_delay=timedelta(0),

@@ -25,7 +25,7 @@ CUSTOMERS = 60
 
 def _services() -> Services:
     survey = load_builtin_survey()
-    settings = Settings(_env_file=None, default_language="de")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, default_language="de", quiet_hours="")  # type: ignore[call-arg]
     return Services(settings=settings, surveys={survey.id: survey}, catalogue=load_catalogue())
 
 

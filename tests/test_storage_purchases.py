@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from storage.db import unit_of_work
-from storage.models import Customer, SurveyDelivery
-from storage.purchases import record_purchase
+from storage.models import ContactEvent, Customer, DeliveryStatus, Purchase, SurveyDelivery
+from storage.purchases import RecordedPurchase, record_purchase
+from surveys.contact_rules import ContactPolicy
 from surveys.purchase_report import PurchaseReport
 
 DELAY = timedelta(days=2)
@@ -46,3 +48,53 @@ class TestRecordPurchase:
         token = _record(engine).link_token  # type: ignore[attr-defined]
         assert 16 <= len(token) <= 64
         assert all(ch.isalnum() or ch in "-_" for ch in token)
+
+
+def _record_with_rules(engine: Engine, order_id: str, purchased_at: datetime) -> RecordedPurchase:
+    report = PurchaseReport.model_validate(
+        {"order_id": order_id, "customer_id": "c-1", "purchased_at": purchased_at.isoformat()}
+    )
+    with unit_of_work(engine) as session:
+        return record_purchase(
+            session=session,
+            report=report,
+            survey_id="post_purchase",
+            survey_delay=DELAY,
+            source="csv",
+            policy=POLICY,
+        )
+
+
+POLICY = ContactPolicy(
+    quiet_hours=None,
+    zone=ZoneInfo("Europe/Berlin"),
+    survey_cooldown=timedelta(days=30),
+    max_proactive_per_week=2,
+    survey_max_age=timedelta(days=14),
+)
+
+
+class TestOldPurchases:
+    def test_a_purchase_older_than_survey_max_age_is_stored_without_a_survey(self, engine: Engine) -> None:
+        """Last year's orders from a CSV count for revenue and rhythm but message nobody; the skip is
+        stored with its reason, and reporting the order again says the same."""
+        result = _record_with_rules(engine, "OLD-1", datetime.now(UTC) - timedelta(days=15))
+        assert result.created and result.survey_skipped is not None
+        assert "SURVEY_MAX_AGE" in result.survey_skipped
+        again = _record_with_rules(engine, "OLD-1", datetime.now(UTC) - timedelta(days=15))
+        assert not again.created and again.survey_skipped == result.survey_skipped
+        with Session(engine) as session:
+            (delivery,) = session.exec(select(SurveyDelivery)).all()
+            assert delivery.status == DeliveryStatus.SKIPPED.value
+            events = session.exec(select(ContactEvent)).all()
+            assert [(e.kind, e.outcome, e.reason) for e in events] == [("survey", "skipped", "too_old")]
+            assert session.exec(select(func.count()).select_from(Purchase)).one() == 1
+
+    def test_a_recent_purchase_gets_its_survey(self, engine: Engine) -> None:
+        """Within SURVEY_MAX_AGE the survey is scheduled as usual and nothing is recorded as skipped."""
+        result = _record_with_rules(engine, "NEW-1", datetime.now(UTC) - timedelta(days=13))
+        assert result.survey_skipped is None
+        with Session(engine) as session:
+            (delivery,) = session.exec(select(SurveyDelivery)).all()
+            assert delivery.status == DeliveryStatus.SCHEDULED.value
+            assert session.exec(select(ContactEvent)).all() == []

@@ -1,0 +1,160 @@
+"""The contact rules where a survey is asked: one at a time, SURVEY_COOLDOWN, quiet hours, the weekly cap.
+
+End to end over HTTP against the fake Bot API server, on SQLite and PostgreSQL; the bot's clock is moved
+by the test (``MovableClock``) instead of sleeping. The rules themselves have unit tests in
+tests/test_contact_rules.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from storage.models import ContactEvent, DeliveryStatus
+from tests.e2e import MovableClock, RunningBot, running_bot
+from tests.fakes.bot_api_server import FakeUser
+
+ANNA = FakeUser(id=8201, first_name="Anna", language_code="de")
+BERLIN = ZoneInfo("Europe/Berlin")
+QUESTION = "weiterempfehlen"
+
+
+def _contacts(env: RunningBot) -> list[tuple[str, str, str | None]]:
+    with Session(env.engine) as session:
+        rows = session.exec(select(ContactEvent).order_by(ContactEvent.id)).all()  # type: ignore[arg-type]
+        return [(row.kind, row.outcome, row.reason) for row in rows]
+
+
+def _questions(env: RunningBot) -> int:
+    """How many NPS questions were sent to Anna."""
+    return sum(1 for r in env.api.requests_for("sendMessage") if QUESTION in str(r.params.get("text")))
+
+
+def _berlin(day: datetime, hour: int, minute: int = 0) -> datetime:
+    local = day.astimezone(BERLIN).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return local.astimezone(UTC)
+
+
+async def _settle(env: RunningBot) -> None:
+    await env.bot.worker.drain()
+    await env.bot.sweep()
+    await env.bot.sender.drain()
+
+
+class TestOneSurveyAtATime:
+    async def test_a_second_order_within_the_cooldown_gets_no_second_survey(self, database_url: str) -> None:
+        """Two orders a day apart: one survey; the second is skipped with the reason cooldown."""
+        clock = MovableClock()
+        async with running_bot(database_url, clock=clock) as env:
+            await env.customer_with_survey(ANNA, order_id="A-1")
+            clock.advance(timedelta(days=1))
+            response = await env.report_purchase(
+                order_id="A-2", customer_id=f"cust-{ANNA.id}", telegram_user_id=ANNA.id
+            )
+            assert response.status_code == 201
+            await _settle(env)
+            assert _questions(env) == 1
+            statuses = sorted(d.status for d in env.deliveries())
+            assert statuses == [DeliveryStatus.ACTIVE.value, DeliveryStatus.SKIPPED.value]
+            assert _contacts(env) == [("survey", "sent", None), ("survey", "skipped", "cooldown")]
+
+    async def test_after_the_cooldown_the_next_order_is_surveyed(self, database_url: str) -> None:
+        """SURVEY_COOLDOWN (30 days) after the first survey, a new order gets its own survey."""
+        clock = MovableClock()
+        async with running_bot(database_url, clock=clock) as env:
+            await env.customer_with_survey(ANNA, order_id="B-1")
+            clock.advance(timedelta(days=31))
+            await env.report_purchase(order_id="B-2", customer_id=f"cust-{ANNA.id}", telegram_user_id=ANNA.id)
+            await _settle(env)
+            await env.api.wait_until(lambda: _questions(env) == 2)
+            assert ("survey", "skipped", "cooldown") not in _contacts(env)
+
+
+class TestQuietHours:
+    async def test_a_survey_due_at_night_is_sent_in_the_morning(self, database_url: str) -> None:
+        """QUIET_HOURS 21:00-09:00: a survey due at 23:00 waits (stored as postponed) and goes at 09:00."""
+        clock = MovableClock()
+        async with running_bot(
+            database_url, clock=clock, quiet_hours="21:00-09:00", survey_delay="1h"
+        ) as env:
+            env.api.user_sends_text(ANNA, "/start")
+            await env.api.wait_for_message(ANNA.id)
+            await env.report_purchase(order_id="N-1", customer_id="c-night", telegram_user_id=ANNA.id)
+            night = clock.move_to(_berlin(clock.now + timedelta(days=1), 23))
+            await _settle(env)
+            assert _questions(env) == 0
+            assert _contacts(env) == [("survey", "postponed", "quiet_hours")]
+            (delivery,) = env.deliveries()
+            assert delivery.due_at == _berlin(night + timedelta(hours=12), 9)
+            clock.move_to(_berlin(night + timedelta(hours=12), 9, 1))
+            await _settle(env)
+            await env.api.wait_until(lambda: _questions(env) == 1)
+
+    async def test_a_customer_who_opens_the_bot_at_night_is_answered_at_once(self, database_url: str) -> None:
+        """The survey, asked at noon, waited for Anna to open the bot; her /start at 23:00 is not
+        unprompted contact, so the question follows at once."""
+        clock = MovableClock()
+        async with running_bot(database_url, clock=clock, quiet_hours="21:00-09:00") as env:
+            noon = clock.move_to(_berlin(clock.now + timedelta(days=1), 12))
+            env.api.fail_chat(ANNA.id, 403, "Forbidden: bot can't initiate conversation with a user")
+            await env.report_purchase(order_id="S-1", customer_id="c-start", telegram_user_id=ANNA.id)
+            await _settle(env)
+            assert _contacts(env) == [("survey", "sent", None)]
+            assert env.api.messages_to(ANNA.id) == []  # Telegram: the bot cannot write first
+            clock.move_to(_berlin(noon, 23))
+            env.api.clear_failures(ANNA.id)
+            env.api.user_sends_text(ANNA, "/start")
+            await env.api.wait_for_message(ANNA.id, lambda m: QUESTION in str(m.get("text")))
+            assert _contacts(env) == [("survey", "sent", None)]
+
+
+class TestWeeklyCap:
+    async def test_a_reminder_the_cap_pushes_past_expiry_is_skipped(self, database_url: str) -> None:
+        """MAX_PROACTIVE_PER_WEEK=1: the survey used the week's one message, so its reminder would wait
+        until the survey has closed: it is skipped as expired, and the survey expires unreminded."""
+        clock = MovableClock()
+        async with running_bot(database_url, clock=clock, max_proactive_per_week=1) as env:
+            await env.customer_with_survey(ANNA, order_id="C-1")
+            clock.advance(timedelta(days=2, minutes=1))
+            await _settle(env)
+            assert _contacts(env) == [("survey", "sent", None), ("reminder", "skipped", "expired")]
+            clock.advance(timedelta(days=5))
+            await _settle(env)
+            assert [d.status for d in env.deliveries()] == [DeliveryStatus.EXPIRED.value]
+            assert not [m for m in env.api.messages_to(ANNA.id) if "Erinnerung" in str(m.get("text"))]
+
+
+class TestRulesAgainAtSendTime:
+    async def test_a_question_delayed_into_quiet_hours_by_retries_waits_for_the_morning(
+        self, database_url: str
+    ) -> None:
+        """Decided at 20:59, the survey's question fails to send (500) until after 21:00: the sender
+        does not send it at night but holds it until 09:00, then it goes out once."""
+        clock = MovableClock()
+        async with running_bot(database_url, clock=clock, quiet_hours="21:00-09:00") as env:
+            env.api.user_sends_text(ANNA, "/start")
+            await env.api.wait_for_message(ANNA.id)
+            evening = clock.move_to(_berlin(clock.now + timedelta(days=1), 20, 59))
+            env.api.fail_chat(ANNA.id, 500, "Internal Server Error")
+            await env.report_purchase(order_id="R-1", customer_id="c-retry", telegram_user_id=ANNA.id)
+            await env.bot.sweep()
+            await env.api.wait_until(lambda: len(env.api.requests_for("sendMessage")) >= 2)
+            assert _contacts(env) == [("survey", "sent", None)]
+            clock.move_to(_berlin(evening, 21, 30))
+            env.api.clear_failures(ANNA.id)
+            await _settle(env)
+            await env.bot.sender.drain()
+            assert _questions_delivered(env) == 0
+            clock.move_to(_berlin(evening + timedelta(hours=12), 9, 0))
+            env.bot.sender.wake()
+            await env.api.wait_until(lambda: _questions_delivered(env) == 1)
+
+
+def _questions_delivered(env: RunningBot) -> int:
+    return sum(
+        1
+        for r in env.api.requests_for("sendMessage")
+        if r.status == 200 and QUESTION in str(r.params.get("text"))
+    )
