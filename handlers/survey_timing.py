@@ -77,20 +77,9 @@ def _expire(session: Session, delivery: SurveyDelivery, user: TelegramUser | Non
     session.add(delivery)
     outbox.cancel_delivery(session, _id(delivery.id), kinds=outbox.SURVEY_KINDS)
     message_id = outbox.message_id_of(session, key) if key is not None else None
-    if key is None or message_id is None or user is None:
+    if message_id is None or user is None:
         return 0  # never shown (or its send was just cancelled): no keyboard to take away
-    outbox.enqueue(
-        session,
-        OutboundCall(
-            dedupe_key=f"expire:{key}",
-            kind=KIND_CLOSED,
-            method="editMessageReplyMarkup",
-            chat_id=user.id,
-            payload={"message_id": message_id},
-            delivery_id=delivery.id,
-        ),
-        now=now,
-    )
+    _take_buttons_off(session, f"expire:{key}", user.id, message_id, delivery, now=now)
     return 1
 
 
@@ -156,19 +145,26 @@ def _remind(
         unprompted=True,
     )
     if old_message_id is not None:
-        outbox.enqueue(
-            session,
-            OutboundCall(
-                dedupe_key=f"reminded:{old_key}",
-                kind=KIND_CLOSED,
-                method="editMessageReplyMarkup",
-                chat_id=user.id,
-                payload={"message_id": old_message_id},
-                delivery_id=delivery.id,
-            ),
-            now=now,
-        )
+        _take_buttons_off(session, f"reminded:{old_key}", user.id, old_message_id, delivery, now=now)
     return 1
+
+
+def _take_buttons_off(
+    session: Session, key: str, chat_id: int, message_id: int, delivery: SurveyDelivery, *, now: datetime
+) -> None:
+    """Remove the keyboard of a question nobody may answer there any more."""
+    outbox.enqueue(
+        session,
+        OutboundCall(
+            dedupe_key=key,
+            kind=KIND_CLOSED,
+            method="editMessageReplyMarkup",
+            chat_id=chat_id,
+            payload={"message_id": message_id},
+            delivery_id=delivery.id,
+        ),
+        now=now,
+    )
 
 
 def _expired_first(decision: ContactDecision, expires_at: datetime) -> ContactDecision:

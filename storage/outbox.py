@@ -519,27 +519,19 @@ def hold_chat(session: Session, chat_id: int, *, status: OutboxStatus) -> int:
 
 def cancel_chat(session: Session, chat_id: int, *, kinds: tuple[str, ...]) -> int:
     """Cancel a chat's unsent rows of the given kinds (the customer said /stop)."""
-    write_pending(session)
-    result = session.execute(
-        sa.update(OutboxMessage)
-        .where(col(OutboxMessage.chat_id) == chat_id)
-        .where(col(OutboxMessage.kind).in_(kinds))
-        .where(
-            col(OutboxMessage.status).in_(
-                [OutboxStatus.PENDING.value, OutboxStatus.BLOCKED.value, OutboxStatus.AWAITING_CONTACT.value]
-            )
-        )
-        .values(status=OutboxStatus.CANCELLED.value, locked_until=None, lease_owner=None)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return _cancel_unsent(session, col(OutboxMessage.chat_id) == chat_id, kinds=kinds)
 
 
 def cancel_delivery(session: Session, delivery_id: int, *, kinds: tuple[str, ...]) -> int:
     """Cancel a survey's unsent rows of the given kinds (it expired, or a reminder asks again)."""
+    return _cancel_unsent(session, col(OutboxMessage.delivery_id) == delivery_id, kinds=kinds)
+
+
+def _cancel_unsent(session: Session, which: sa.ColumnElement[bool], *, kinds: tuple[str, ...]) -> int:
     write_pending(session)
     result = session.execute(
         sa.update(OutboxMessage)
-        .where(col(OutboxMessage.delivery_id) == delivery_id)
+        .where(which)
         .where(col(OutboxMessage.kind).in_(kinds))
         .where(
             col(OutboxMessage.status).in_(

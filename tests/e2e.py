@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -18,7 +19,7 @@ from sqlmodel import Session, select
 
 from bot.application import KundenpulsBot
 from bot.settings import Settings
-from storage.models import Answer, SurveyDelivery
+from storage.models import Answer, ContactEvent, SurveyDelivery
 from tests.fakes.bot_api_server import FakeBotApi, FakeUser, FloodLimits
 
 TOKEN = "123456:TEST-token_for-kundenpuls"
@@ -105,6 +106,12 @@ class MovableClock:
         return moment
 
 
+def local_time(day: datetime, zone: ZoneInfo, hour: int, minute: int = 0) -> datetime:
+    """That day's ``hour:minute`` wall-clock time in ``zone``, as UTC (for quiet-hours tests)."""
+    local = day.astimezone(zone).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return local.astimezone(UTC)
+
+
 @dataclass
 class RunningBot:
     """A started bot with its fake server, HTTP client and database."""
@@ -142,6 +149,12 @@ class RunningBot:
         """All stored answers."""
         with Session(self.engine) as session:
             return list(session.exec(select(Answer).order_by(Answer.id)).all())  # type: ignore[arg-type]
+
+    def contact_log(self) -> list[tuple[str, str, str | None]]:
+        """Every stored contact decision, oldest first: (kind, outcome, reason)."""
+        with Session(self.engine) as session:
+            rows = session.exec(select(ContactEvent).order_by(ContactEvent.id)).all()  # type: ignore[arg-type]
+            return [(row.kind, row.outcome, row.reason) for row in rows]
 
     def deliveries(self) -> list[SurveyDelivery]:
         """All survey deliveries."""

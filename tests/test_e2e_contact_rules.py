@@ -7,13 +7,11 @@ tests/test_contact_rules.py.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
-
-from storage.models import ContactEvent, DeliveryStatus
-from tests.e2e import MovableClock, RunningBot, running_bot
+from storage.models import DeliveryStatus
+from tests.e2e import MovableClock, RunningBot, local_time, running_bot
 from tests.fakes.bot_api_server import FakeUser
 
 ANNA = FakeUser(id=8201, first_name="Anna", language_code="de")
@@ -21,20 +19,9 @@ BERLIN = ZoneInfo("Europe/Berlin")
 QUESTION = "weiterempfehlen"
 
 
-def _contacts(env: RunningBot) -> list[tuple[str, str, str | None]]:
-    with Session(env.engine) as session:
-        rows = session.exec(select(ContactEvent).order_by(ContactEvent.id)).all()  # type: ignore[arg-type]
-        return [(row.kind, row.outcome, row.reason) for row in rows]
-
-
 def _questions(env: RunningBot) -> int:
     """How many NPS questions were sent to Anna."""
     return sum(1 for r in env.api.requests_for("sendMessage") if QUESTION in str(r.params.get("text")))
-
-
-def _berlin(day: datetime, hour: int, minute: int = 0) -> datetime:
-    local = day.astimezone(BERLIN).replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return local.astimezone(UTC)
 
 
 async def _settle(env: RunningBot) -> None:
@@ -58,7 +45,7 @@ class TestOneSurveyAtATime:
             assert _questions(env) == 1
             statuses = sorted(d.status for d in env.deliveries())
             assert statuses == [DeliveryStatus.ACTIVE.value, DeliveryStatus.SKIPPED.value]
-            assert _contacts(env) == [("survey", "sent", None), ("survey", "skipped", "cooldown")]
+            assert env.contact_log() == [("survey", "sent", None), ("survey", "skipped", "cooldown")]
 
     async def test_after_the_cooldown_the_next_order_is_surveyed(self, database_url: str) -> None:
         """SURVEY_COOLDOWN (30 days) after the first survey, a new order gets its own survey."""
@@ -69,7 +56,7 @@ class TestOneSurveyAtATime:
             await env.report_purchase(order_id="B-2", customer_id=f"cust-{ANNA.id}", telegram_user_id=ANNA.id)
             await _settle(env)
             await env.api.wait_until(lambda: _questions(env) == 2)
-            assert ("survey", "skipped", "cooldown") not in _contacts(env)
+            assert ("survey", "skipped", "cooldown") not in env.contact_log()
 
 
 class TestQuietHours:
@@ -82,13 +69,13 @@ class TestQuietHours:
             env.api.user_sends_text(ANNA, "/start")
             await env.api.wait_for_message(ANNA.id)
             await env.report_purchase(order_id="N-1", customer_id="c-night", telegram_user_id=ANNA.id)
-            night = clock.move_to(_berlin(clock.now + timedelta(days=1), 23))
+            night = clock.move_to(local_time(clock.now + timedelta(days=1), BERLIN, 23))
             await _settle(env)
             assert _questions(env) == 0
-            assert _contacts(env) == [("survey", "postponed", "quiet_hours")]
+            assert env.contact_log() == [("survey", "postponed", "quiet_hours")]
             (delivery,) = env.deliveries()
-            assert delivery.due_at == _berlin(night + timedelta(hours=12), 9)
-            clock.move_to(_berlin(night + timedelta(hours=12), 9, 1))
+            assert delivery.due_at == local_time(night + timedelta(hours=12), BERLIN, 9)
+            clock.move_to(local_time(night + timedelta(hours=12), BERLIN, 9, 1))
             await _settle(env)
             await env.api.wait_until(lambda: _questions(env) == 1)
 
@@ -97,17 +84,17 @@ class TestQuietHours:
         unprompted contact, so the question follows at once."""
         clock = MovableClock()
         async with running_bot(database_url, clock=clock, quiet_hours="21:00-09:00") as env:
-            noon = clock.move_to(_berlin(clock.now + timedelta(days=1), 12))
+            noon = clock.move_to(local_time(clock.now + timedelta(days=1), BERLIN, 12))
             env.api.fail_chat(ANNA.id, 403, "Forbidden: bot can't initiate conversation with a user")
             await env.report_purchase(order_id="S-1", customer_id="c-start", telegram_user_id=ANNA.id)
             await _settle(env)
-            assert _contacts(env) == [("survey", "sent", None)]
+            assert env.contact_log() == [("survey", "sent", None)]
             assert env.api.messages_to(ANNA.id) == []  # Telegram: the bot cannot write first
-            clock.move_to(_berlin(noon, 23))
+            clock.move_to(local_time(noon, BERLIN, 23))
             env.api.clear_failures(ANNA.id)
             env.api.user_sends_text(ANNA, "/start")
             await env.api.wait_for_message(ANNA.id, lambda m: QUESTION in str(m.get("text")))
-            assert _contacts(env) == [("survey", "sent", None)]
+            assert env.contact_log() == [("survey", "sent", None)]
 
 
 class TestWeeklyCap:
@@ -119,7 +106,7 @@ class TestWeeklyCap:
             await env.customer_with_survey(ANNA, order_id="C-1")
             clock.advance(timedelta(days=2, minutes=1))
             await _settle(env)
-            assert _contacts(env) == [("survey", "sent", None), ("reminder", "skipped", "expired")]
+            assert env.contact_log() == [("survey", "sent", None), ("reminder", "skipped", "expired")]
             clock.advance(timedelta(days=5))
             await _settle(env)
             assert [d.status for d in env.deliveries()] == [DeliveryStatus.EXPIRED.value]
@@ -136,18 +123,18 @@ class TestRulesAgainAtSendTime:
         async with running_bot(database_url, clock=clock, quiet_hours="21:00-09:00") as env:
             env.api.user_sends_text(ANNA, "/start")
             await env.api.wait_for_message(ANNA.id)
-            evening = clock.move_to(_berlin(clock.now + timedelta(days=1), 20, 59))
+            evening = clock.move_to(local_time(clock.now + timedelta(days=1), BERLIN, 20, 59))
             env.api.fail_chat(ANNA.id, 500, "Internal Server Error")
             await env.report_purchase(order_id="R-1", customer_id="c-retry", telegram_user_id=ANNA.id)
             await env.bot.sweep()
             await env.api.wait_until(lambda: len(env.api.requests_for("sendMessage")) >= 2)
-            assert _contacts(env) == [("survey", "sent", None)]
-            clock.move_to(_berlin(evening, 21, 30))
+            assert env.contact_log() == [("survey", "sent", None)]
+            clock.move_to(local_time(evening, BERLIN, 21, 30))
             env.api.clear_failures(ANNA.id)
             await _settle(env)
             await env.bot.sender.drain()
             assert _questions_delivered(env) == 0
-            clock.move_to(_berlin(evening + timedelta(hours=12), 9, 0))
+            clock.move_to(local_time(evening + timedelta(hours=12), BERLIN, 9, 0))
             env.bot.sender.wake()
             await env.api.wait_until(lambda: _questions_delivered(env) == 1)
 

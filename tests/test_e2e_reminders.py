@@ -6,24 +6,18 @@ against the fake Bot API server, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from storage.models import Case, ContactEvent, DeliveryStatus
-from tests.e2e import STAFF_CHAT, MovableClock, RunningBot, button, running_bot
+from storage.models import Case, DeliveryStatus
+from tests.e2e import STAFF_CHAT, MovableClock, RunningBot, button, local_time, running_bot
 from tests.fakes.bot_api_server import FakeUser
 
 ANNA = FakeUser(id=8101, first_name="Anna", language_code="de")
 BERLIN = ZoneInfo("Europe/Berlin")
 REMINDER = "Kurze Erinnerung"
-
-
-def _contacts(env: RunningBot) -> list[tuple[str, str, str | None]]:
-    with Session(env.engine) as session:
-        rows = session.exec(select(ContactEvent).order_by(ContactEvent.id)).all()  # type: ignore[arg-type]
-        return [(row.kind, row.outcome, row.reason) for row in rows]
 
 
 def _questions_sent(env: RunningBot) -> int:
@@ -43,12 +37,6 @@ async def _promoter_who_stops_after_the_score(env: RunningBot) -> dict[str, obje
     assert "gefallen" in str(follow_up["text"])
     await env.bot.sender.drain()
     return follow_up
-
-
-def _berlin(day: datetime, hour: int, minute: int = 0) -> datetime:
-    """That day's local time in Berlin, as UTC."""
-    local = day.astimezone(BERLIN).replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return local.astimezone(UTC)
 
 
 class TestReminder:
@@ -74,7 +62,7 @@ class TestReminder:
                 await env.bot.sweep()
             await env.bot.sender.drain()
             assert len(_reminders(env)) == 1
-            assert _contacts(env) == [("survey", "sent", None), ("reminder", "sent", None)]
+            assert env.contact_log() == [("survey", "sent", None), ("reminder", "sent", None)]
             env.api.user_presses_button(ANNA, reminder, button(reminder, "Der Service"))
             await env.next_step(reminder)
             assert [(a.question_id, a.choice) for a in env.answers()][-1] == ("liked", "service")
@@ -84,22 +72,23 @@ class TestReminder:
         reason and goes out at 09:00, once."""
         clock = MovableClock()
         async with running_bot(database_url, clock=clock, quiet_hours="21:00-09:00") as env:
-            clock.move_to(_berlin(clock.now + timedelta(days=1), 12))  # the survey itself goes by day
+            # The survey itself goes by day.
+            clock.move_to(local_time(clock.now + timedelta(days=1), BERLIN, 12))
             await _promoter_who_stops_after_the_score(env)
-            night = _berlin(clock.now + timedelta(days=3), 23)
+            night = local_time(clock.now + timedelta(days=3), BERLIN, 23)
             clock.move_to(night)
             await env.bot.sweep()
             await env.bot.sender.drain()
             assert _reminders(env) == []
-            assert _contacts(env)[1:] == [("reminder", "postponed", "quiet_hours")]
-            clock.move_to(_berlin(night + timedelta(hours=9), 8, 59))
+            assert env.contact_log()[1:] == [("reminder", "postponed", "quiet_hours")]
+            clock.move_to(local_time(night + timedelta(hours=9), BERLIN, 8, 59))
             await env.bot.sweep()
             await env.bot.sender.drain()
             assert _reminders(env) == []
-            clock.move_to(_berlin(night + timedelta(hours=9), 9, 0))
+            clock.move_to(local_time(night + timedelta(hours=9), BERLIN, 9, 0))
             await env.bot.sweep()
             await env.api.wait_for_message(ANNA.id, lambda m: REMINDER in str(m.get("text")))
-            assert _contacts(env)[1:] == [
+            assert env.contact_log()[1:] == [
                 ("reminder", "postponed", "quiet_hours"),
                 ("reminder", "sent", None),
             ]

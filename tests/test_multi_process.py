@@ -104,8 +104,8 @@ async def replicas(*members: Replica) -> AsyncIterator[tuple[Replica, ...]]:
 
 def _seed(database_url: str, phase: str) -> None:
     """Queue 1,000 due surveys: four purchases for each of 250 chats, all due now (four customer
-    records per chat, as a shop with several accounts per person has: the contact rules allow one
-    survey at a time per customer)."""
+    records per chat and phase, as a shop with several accounts per person has: the contact rules allow
+    one survey per customer and SURVEY_COOLDOWN)."""
     engine = create_db_engine(database_url)
     try:
         with unit_of_work(engine) as session:
@@ -115,7 +115,7 @@ def _seed(database_url: str, phase: str) -> None:
                         session=session,
                         report=PurchaseReport(
                             order_id=f"{phase}-{n}-{k}",
-                            customer_id=f"c-{n}-{k}",
+                            customer_id=f"{phase}-c-{n}-{k}",
                             telegram_user_id=900_000 + n,
                         ),
                         survey_id="post_purchase",
