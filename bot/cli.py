@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
         help='score comments: JSON lines {"text": ..., "lang": "de"|"en"} in, one result each out',
     )
     sentiment.add_argument("file", nargs="?", type=Path, help="input file (default: standard input)")
+    why = commands.add_parser(
+        "why", help="what the bot plans for a customer next, when, and why (or why not)"
+    )
+    why.add_argument("customer_id", help="the shop's customer_id, as reported with the purchases")
     return parser
 
 
@@ -79,7 +83,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _db_upgrade(settings, console)
     if args.command == "import":
         return _import(settings, args.file, console)
+    if args.command == "why":
+        return _why(settings, args.customer_id)
     return _run(settings)
+
+
+def _why(settings: Settings, customer_id: str) -> int:
+    from bot.why import UnknownCustomer, explain
+    from storage.db import create_db_engine
+    from storage.migrate import upgrade_database
+    from storage.models import utcnow
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade_database(engine)
+        answer = explain(engine, settings, customer_id, now=utcnow())
+    except UnknownCustomer as error:
+        print(f"kundenpuls why: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        engine.dispose()
+    print("\n".join(answer.lines()))
+    return EXIT_OK
 
 
 def _sentiment(path: Path | None) -> int:

@@ -1,4 +1,4 @@
-"""/start (with or without a deep link), /help, /stop and /language for customers."""
+"""/start (with or without a deep link), /help, /pause, /stop and /language for customers."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ async def start(update: Update, context: BotContext) -> None:
         return
     session, work = context.session, context.work
     resumed = customers.resume_everything(session, work, person.row)
-    key, order_id = "start_resumed" if resumed else "start_welcome", None
+    unpaused = customers.end_pause(session, work, person.row)
+    key, order_id = "start_resumed" if resumed or unpaused else "start_welcome", None
     if context.args:
         token = context.args[0]
         key, order_id = (
@@ -40,6 +41,40 @@ async def start(update: Update, context: BotContext) -> None:
         person.reply(key, order_id=order_id)
     else:
         person.reply(key)
+
+
+PAUSE_DEFAULT_DAYS = 30
+PAUSE_MAX_DAYS = 365
+_PAUSE_LENGTH = re.compile(
+    r"^(\d{1,3})\s*(d|t|tag|tage|day|days|w|wo|woche|wochen|week|weeks)?$", re.IGNORECASE
+)
+
+
+def pause_days(args: list[str]) -> int | None:
+    """The length of a /pause in days: none given is 30; '90d', '90', '2w', '3 Wochen'; None if unreadable
+    or outside 1-365 days."""
+    if not args:
+        return PAUSE_DEFAULT_DAYS
+    match = _PAUSE_LENGTH.match(" ".join(args).strip())
+    if match is None:
+        return None
+    number, unit = int(match.group(1)), (match.group(2) or "d").lower()
+    days = number * 7 if unit.startswith("w") else number
+    return days if 1 <= days <= PAUSE_MAX_DAYS else None
+
+
+async def pause(update: Update, context: BotContext) -> None:
+    """Pauses unprompted messages (surveys, reminders, check-ins) for 30 days or the length given."""
+    person = visitor(update, context)
+    if person is None:
+        return
+    days = pause_days(list(context.args or []))
+    if days is None:
+        person.reply("pause_invalid", max_days=PAUSE_MAX_DAYS)
+        return
+    until = customers.pause_contacts(context.session, context.work, person.row, days=days)
+    local = until.astimezone(context.services.settings.timezone)
+    person.reply("pause_confirmed", until=local.strftime("%d.%m.%Y"))
 
 
 async def help_command(update: Update, context: BotContext) -> None:
@@ -97,6 +132,7 @@ HANDLERS = [
     CommandHandler("start", start, filters=PRIVATE),
     CommandHandler("help", help_command, filters=PRIVATE),
     CommandHandler("stop", stop, filters=PRIVATE),
+    CommandHandler("pause", pause, filters=PRIVATE),
     CommandHandler("language", language, filters=PRIVATE),
     CallbackQueryHandler(
         language_chosen, pattern=f"^{messages.LANGUAGE_PREFIX}{messages.CALLBACK_SEPARATOR}"
@@ -104,5 +140,5 @@ HANDLERS = [
 ]
 """The customer commands, in the order they are registered."""
 
-COMMANDS = ("start", "help", "language", "stop")
+COMMANDS = ("start", "help", "language", "pause", "stop")
 """The commands shown in Telegram's menu, each described by the catalogue key ``commands_<name>``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -223,6 +223,24 @@ def _close_open_questions(session: Session, work: UpdateWork, telegram_user_id: 
             ),
             now=work.now,
         )
+
+
+def pause_contacts(session: Session, work: UpdateWork, user_row: TelegramUser, *, days: int) -> datetime:
+    """/pause: no unprompted messages for ``days`` from now (a new /pause replaces the old one); return
+    until when. Surveys due meanwhile are skipped with the reason "paused"; /start ends the pause."""
+    until = work.now + timedelta(days=days)
+    user_row.paused_until = until
+    session.add(user_row)
+    return until
+
+
+def end_pause(session: Session, work: UpdateWork, user_row: TelegramUser) -> bool:
+    """Undo /pause; return False if there was no pause running."""
+    if user_row.paused_until is None or user_row.paused_until <= work.now:
+        return False
+    user_row.paused_until = None
+    session.add(user_row)
+    return True
 
 
 def resume_everything(session: Session, work: UpdateWork, user_row: TelegramUser) -> bool:

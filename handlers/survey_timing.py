@@ -114,7 +114,7 @@ def _remind(
     decision = decide(ContactKind.REMINDER, at=now, policy=services.settings.contact_policy, history=history)
     expires_at = delivery.expires_at
     if decision.send_at is not None and expires_at is not None and decision.send_at >= expires_at:
-        decision = _expired_first(decision, expires_at)
+        decision = past_expiry(decision, expires_at)
     contacts.record(session, decision, customer_id=customer_id, delivery_id=delivery.id, now=now)
     session.add(delivery)
     if decision.send_at is None:
@@ -167,8 +167,9 @@ def _take_buttons_off(
     )
 
 
-def _expired_first(decision: ContactDecision, expires_at: datetime) -> ContactDecision:
-    """A reminder the rules move past the survey's expiry is not sent at all."""
+def past_expiry(decision: ContactDecision, expires_at: datetime) -> ContactDecision:
+    """A reminder the rules move past the survey's expiry is not sent at all (``kundenpuls why`` says
+    the same)."""
     when = expires_at.isoformat(timespec="minutes")
     return replace(
         decision,

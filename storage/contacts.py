@@ -84,6 +84,7 @@ def history(
     return ContactHistory(
         proactive_sent=tuple(sent),
         last_survey_at=last_survey,
+        paused_until=user.paused_until if user is not None else None,
         stopped=user is not None and user.opted_out_at is not None,
         reachable=user is not None and user.blocked_at is None,
     )

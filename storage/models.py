@@ -93,6 +93,7 @@ class TelegramUser(SQLModel, table=True):
     chosen_language: str | None = Field(default=None, max_length=8)
     has_started: bool = Field(default=False)
     opted_out_at: datetime | None = _ts(nullable=True)
+    paused_until: datetime | None = _ts(nullable=True)  # /pause: no unprompted messages until then
     blocked_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
     last_seen_at: datetime = _ts()

@@ -139,7 +139,15 @@ class TestDatabase:
         assert first.returncode == 0, first.stderr
         second = run_cli("db", "upgrade", cwd=tmp_path, env=env)
         assert second.returncode == 0
-        assert "revision 0006" in second.stderr
+        assert "revision 0007" in second.stderr
+
+
+class TestWhy:
+    def test_why_for_an_unknown_customer_says_so_and_fails(self, database_url: str, tmp_path: Path) -> None:
+        """``kundenpuls why`` with an id nobody reported: a one-line answer naming it, exit status 1."""
+        result = run_cli("why", "C-nobody", cwd=tmp_path, env={"DATABASE_URL": database_url})
+        assert result.returncode == 1
+        assert "no customer with id 'C-nobody'" in result.stderr and "Traceback" not in result.stderr
 
 
 class TestSurveysCheck:

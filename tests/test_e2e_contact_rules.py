@@ -145,3 +145,51 @@ def _questions_delivered(env: RunningBot) -> int:
         for r in env.api.requests_for("sendMessage")
         if r.status == 200 and QUESTION in str(r.params.get("text"))
     )
+
+
+class TestPause:
+    async def test_pause_is_confirmed_skips_surveys_and_start_ends_it(self, database_url: str) -> None:
+        """/pause: confirmed with its end date, a survey due meanwhile is skipped as "paused", and
+        /start ends the pause."""
+        clock = MovableClock()
+        async with running_bot(database_url, clock=clock) as env:
+            env.api.user_sends_text(ANNA, "/start")
+            await env.api.wait_for_message(ANNA.id)
+            env.api.user_sends_text(ANNA, "/pause")
+            confirmed = await env.api.wait_for_message(ANNA.id)
+            until = (clock.now + timedelta(days=30)).astimezone(BERLIN).strftime("%d.%m.%Y")
+            assert until in str(confirmed["text"]) and "/start" in str(confirmed["text"])
+            await env.report_purchase(order_id="P-1", customer_id="c-pause", telegram_user_id=ANNA.id)
+            await _settle(env)
+            assert _questions(env) == 0
+            assert env.contact_log() == [("survey", "skipped", "paused")]
+            env.api.user_sends_text(ANNA, "/start")
+            assert "Willkommen zurück" in str((await env.api.wait_for_message(ANNA.id))["text"])
+            await env.report_purchase(order_id="P-2", customer_id="c-pause", telegram_user_id=ANNA.id)
+            await _settle(env)
+            await env.api.wait_until(lambda: _questions(env) == 1)
+
+    async def test_pause_takes_a_length_and_refuses_what_it_cannot_read(self, database_url: str) -> None:
+        """/pause 90d pauses for 90 days; /pause forever says how to write a length."""
+        clock = MovableClock()
+        async with running_bot(database_url, clock=clock) as env:
+            env.api.user_sends_text(ANNA, "/start")
+            await env.api.wait_for_message(ANNA.id)
+            env.api.user_sends_text(ANNA, "/pause 90d")
+            until = (clock.now + timedelta(days=90)).astimezone(BERLIN).strftime("%d.%m.%Y")
+            assert until in str((await env.api.wait_for_message(ANNA.id))["text"])
+            env.api.user_sends_text(ANNA, "/pause forever")
+            assert "/pause 30d" in str((await env.api.wait_for_message(ANNA.id))["text"])
+
+    async def test_a_pause_that_has_ended_lets_surveys_through_again(self, database_url: str) -> None:
+        """31 days after /pause (30 days) a new order gets its survey without a /start."""
+        clock = MovableClock()
+        async with running_bot(database_url, clock=clock) as env:
+            env.api.user_sends_text(ANNA, "/start")
+            await env.api.wait_for_message(ANNA.id)
+            env.api.user_sends_text(ANNA, "/pause")
+            await env.api.wait_for_message(ANNA.id)
+            clock.advance(timedelta(days=31))
+            await env.report_purchase(order_id="E-1", customer_id="c-end", telegram_user_id=ANNA.id)
+            await _settle(env)
+            await env.api.wait_until(lambda: _questions(env) == 1)

@@ -21,7 +21,7 @@ class TestMigrations:
     def test_upgrade_is_idempotent(self, engine: Engine) -> None:
         """Running the migrations again (every start does) changes nothing."""
         upgrade_database(engine)
-        assert current_revision(engine) == "0006"
+        assert current_revision(engine) == "0007"
 
 
 class TestSqlite:

@@ -123,7 +123,7 @@ class TestShippedCatalogue:
         catalogue = load_catalogue()
         for language in SUPPORTED_LANGUAGES:
             help_text = catalogue.text(language, "help")
-            for command in ("/start", "/help", "/language", "/stop"):
+            for command in ("/start", "/help", "/language", "/pause", "/stop"):
                 assert command in help_text, (language, command)
 
     def test_languages_differ(self) -> None:

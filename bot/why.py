@@ -1,0 +1,146 @@
+"""``kundenpuls why CUSTOMER_ID``: what the bot plans for a customer next, when, and why; or why nothing.
+
+Everything comes from the database: the customer's surveys with their due, reminder and expiry times,
+the stored contact decisions (``contact_events``, each with its reason and explanation), and the
+customer's own choices (/stop, /pause). What is planned is run through the same contact rules the sweep
+uses (surveys/contact_rules.py), so "quiet hours move it from 06:30" here is what the sweep will do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bot.settings import Settings
+from handlers.survey_timing import past_expiry
+from storage import contacts
+from storage.models import ContactEvent, Customer, DeliveryStatus, Purchase, SurveyDelivery, TelegramUser
+from surveys.contact_rules import ContactDecision, ContactKind, decide
+
+_RECENT_DECISIONS = 10
+Rows = Sequence[tuple[SurveyDelivery, Purchase]]
+Show = Callable[[datetime | None], str]
+
+
+class UnknownCustomer(Exception):
+    """No customer with that id."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The answer of ``kundenpuls why``: a headline, what is next, the surveys, the recent decisions."""
+
+    headline: str
+    next_step: str
+    surveys: list[str]
+    decisions: list[str]
+
+    def lines(self) -> list[str]:
+        """The answer as printed."""
+        out = [self.headline, f"Next: {self.next_step}"]
+        if self.surveys:
+            out += ["Surveys:", *(f"  {line}" for line in self.surveys)]
+        if self.decisions:
+            out += ["Recent decisions (newest first):", *(f"  {line}" for line in self.decisions)]
+        return out
+
+
+def explain(engine: Engine, settings: Settings, external_id: str, *, now: datetime) -> Explanation:
+    """Explain what is planned for the customer the shop knows as ``external_id``."""
+    with Session(engine) as session:
+        customer = session.exec(select(Customer).where(Customer.external_id == external_id)).first()
+        if customer is None or customer.id is None:
+            raise UnknownCustomer(f"no customer with id {external_id!r} (the shop's customer_id)")
+        user = session.get(TelegramUser, customer.telegram_user_id) if customer.telegram_user_id else None
+        rows = session.exec(
+            select(SurveyDelivery, Purchase)
+            .join(Purchase, col(Purchase.id) == SurveyDelivery.purchase_id)
+            .where(col(SurveyDelivery.customer_id) == customer.id)
+            .order_by(col(SurveyDelivery.id).desc())
+        ).all()
+        events = session.exec(
+            select(ContactEvent)
+            .where(col(ContactEvent.customer_id) == customer.id)
+            .order_by(col(ContactEvent.id).desc())
+            .limit(_RECENT_DECISIONS)
+        ).all()
+        history = contacts.history(session, customer_id=customer.id, user=user, now=now)
+    zone = settings.timezone
+
+    def at(moment: datetime | None) -> str:
+        return "–" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    who = f"Customer {external_id}" + (f" ({customer.name})" if customer.name else "")
+    if user is None:
+        state = "has not connected a Telegram chat yet (the bot cannot write first)"
+    elif user.opted_out_at is not None:
+        state = f"said /stop on {at(user.opted_out_at)}"
+    elif user.paused_until is not None and user.paused_until > now:
+        state = f"paused (/pause) until {at(user.paused_until)}"
+    elif user.blocked_at is not None:
+        state = f"blocked the bot on {at(user.blocked_at)}"
+    else:
+        state = "reachable in Telegram"
+    surveys = [
+        f"#{delivery.id} order {purchase.order_id}: {delivery.status}; due {at(delivery.due_at)}, "
+        f"asked {at(delivery.started_at)}, reminder {at(delivery.reminder_due_at or delivery.reminded_at)}, "
+        f"closes {at(delivery.expires_at)}"
+        for delivery, purchase in rows
+    ]
+    decisions = [
+        f"{at(event.at)} {event.kind} {event.outcome}"
+        + (f" ({event.reason})" if event.reason else "")
+        + (f": {event.detail}" if event.detail else "")
+        for event in events
+    ]
+    planned = _planned(rows)
+    if planned is None:
+        next_step = _nothing_planned(user, rows, now=now, at=at)
+    else:
+        kind, when, delivery = planned
+        decision = decide(kind, at=max(when, now), policy=settings.contact_policy, history=history)
+        closes = delivery.expires_at
+        if kind is ContactKind.REMINDER and decision.send_at and closes and decision.send_at >= closes:
+            decision = past_expiry(decision, closes)
+        next_step = _describe(kind, delivery, decision, at=at)
+    return Explanation(f"{who}: {state}", next_step, surveys, decisions)
+
+
+def _planned(rows: Rows) -> tuple[ContactKind, datetime, SurveyDelivery] | None:
+    """The next unprompted contact the sweep will consider: a due survey or a reminder."""
+    candidates: list[tuple[datetime, ContactKind, SurveyDelivery]] = []
+    for delivery, _ in rows:
+        if delivery.status == DeliveryStatus.SCHEDULED.value:
+            candidates.append((delivery.due_at, ContactKind.SURVEY, delivery))
+        elif delivery.status == DeliveryStatus.ACTIVE.value and delivery.reminder_due_at is not None:
+            candidates.append((delivery.reminder_due_at, ContactKind.REMINDER, delivery))
+    if not candidates:
+        return None
+    when, kind, delivery = min(candidates, key=lambda item: item[0])
+    return kind, when, delivery
+
+
+def _describe(kind: ContactKind, delivery: SurveyDelivery, decision: ContactDecision, *, at: Show) -> str:
+    what = "survey" if kind is ContactKind.SURVEY else "reminder"
+    if decision.send_at is None:
+        return f"the {what} #{delivery.id} will not be sent: {decision.explanation}"
+    return f"{what} #{delivery.id} at {at(decision.send_at)}: {decision.explanation}"
+
+
+def _nothing_planned(user: TelegramUser | None, rows: Rows, *, now: datetime, at: Show) -> str:
+    statuses = {delivery.status for delivery, _ in rows}
+    if user is not None and user.opted_out_at is not None:
+        return "nothing: the customer said /stop (/start undoes it)"
+    if DeliveryStatus.AWAITING_CONTACT.value in statuses:
+        return "nothing until the customer opens the bot: their survey waits for that"
+    if DeliveryStatus.ACTIVE.value in statuses:
+        return "nothing: a survey is open and its one reminder was sent or skipped; it closes on its own"
+    if not statuses:
+        return "nothing: no purchase with a survey yet"
+    if user is not None and user.paused_until is not None and user.paused_until > now:
+        return f"nothing: paused until {at(user.paused_until)}"
+    return "nothing: every survey is finished, expired or skipped (see the decisions below)"
