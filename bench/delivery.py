@@ -51,6 +51,7 @@ from bench.delivery_runs import (
 )
 from bench.harness import STAFF_CHAT, BenchError, code_fingerprint, code_version
 from bench.report import machine
+from bench.scenarios import QUIET_HOURS_OFF
 from storage.pacing import GROUP_CHAT_PACE, PRIVATE_CHAT_PACE
 
 SEND_RATE_TARGET = 0.95
@@ -147,9 +148,12 @@ def send_rate(console: Console, args: argparse.Namespace, fingerprint: str) -> b
                 f"; for SEND_RATE above {TELEGRAM_OVERALL:g} the fake's overall bucket is raised to "
                 "SEND_RATE (Telegram allows that only for paid broadcasts)"
             )
-        first += "; everything else keeps Telegram's limits."
+        first += f"; {QUIET_HOURS_OFF}; everything else keeps Telegram's limits."
     else:
-        first = "No production limit changed: shipped SEND_RATE, the fake keeps Telegram's flood limits."
+        first = (
+            "No production limit changed: shipped SEND_RATE, the fake keeps Telegram's flood limits; "
+            f"{QUIET_HOURS_OFF}."
+        )
     console.print(first, highlight=False, soft_wrap=True)
     console.rule("[bold]Send rate: N messages to N private chats queued at once")
     _context(console, args, fingerprint)
@@ -235,7 +239,7 @@ def answers(console: Console, args: argparse.Namespace, fingerprint: str) -> boo
     """Answers per second at the shipped defaults against Telegram's limits."""
     console.print(
         f"No production limit changed: shipped defaults (SEND_RATE={SHIPPED_SEND_RATE:g}), and the fake "
-        f"keeps Telegram's flood limits ({describe_limits(TELEGRAM)}).",
+        f"keeps Telegram's flood limits ({describe_limits(TELEGRAM)}); {QUIET_HOURS_OFF}.",
         highlight=False,
         soft_wrap=True,
     )
@@ -288,7 +292,7 @@ def critic_burst(console: Console, args: argparse.Namespace, fingerprint: str) -
     """The 300/200 burst: every survey to the end, then the staff chat's trickle."""
     console.print(
         f"No production limit changed: shipped defaults (SEND_RATE={SHIPPED_SEND_RATE:g}), and the fake "
-        f"keeps Telegram's flood limits ({describe_limits(TELEGRAM)}).",
+        f"keeps Telegram's flood limits ({describe_limits(TELEGRAM)}); {QUIET_HOURS_OFF}.",
         highlight=False,
         soft_wrap=True,
     )

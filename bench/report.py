@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.harness import REPO
-from bench.scenarios import EFFICIENCY_SEND_RATE, Burst, RunResult
+from bench.scenarios import EFFICIENCY_SEND_RATE, QUIET_HOURS_OFF, Burst, RunResult
 from bot.settings import Settings
 
 TARGET_RATIO = {"sqlite": 0.7, "postgresql": 0.6}
@@ -71,7 +71,7 @@ def print_header(console: Console, options: dict[str, Any], validating: bool, co
     console.print(
         f"[bold]Production limits changed:[/bold] the fake Bot API server's flood limits are OFF and "
         f"Kundenpuls runs with SEND_RATE={EFFICIENCY_SEND_RATE} (shipped default {SHIPPED_SEND_RATE:g}); "
-        "the bot's own per-chat limits stay on.",
+        f"the bot's own per-chat limits stay on; {QUIET_HOURS_OFF}.",
         highlight=False,
         soft_wrap=True,
     )

@@ -538,6 +538,12 @@ def _stored_as(row: Any, pressed: str) -> bool:
 # Shared with bench/delivery.py.
 
 
+QUIET_HOURS_OFF = (
+    "QUIET_HOURS is empty (a contact rule, not a rate limit: a run at night would wait for 09:00)"
+)
+"""Said in the first output line of every benchmark that runs the bot through ``kundenpuls_env``."""
+
+
 def kundenpuls_env(fake: FakeServer, db: Database, port: int, **settings: str) -> dict[str, str]:
     """The environment of ``kundenpuls run`` against ``fake`` and ``db``; ``settings`` add to it
     (``SEND_RATE``, ``SURVEY_DELAY``, ...). Anything not named keeps its shipped default, except

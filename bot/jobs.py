@@ -102,11 +102,8 @@ def _allowed(
             skipped=ContactReason.COOLDOWN,
             explanation=f"skipped: the survey asked on {since} is still open (one survey at a time)",
         )
-    prompted = delivery.status == DeliveryStatus.REQUESTED.value
-    if prompted and decision.skipped is None:
-        decision = replace(
-            decision, send_at=now, postponed=(), explanation="sent at once: the customer opened the bot"
-        )
+    if delivery.status == DeliveryStatus.REQUESTED.value and decision.skipped is None:
+        return True  # an answer to their /start, not an unprompted message: the weekly cap never counts it
     contacts.record(session, decision, customer_id=customer_id, delivery_id=delivery_id, now=now)
     if decision.send_at is None:
         delivery.status = DeliveryStatus.SKIPPED.value

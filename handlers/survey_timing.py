@@ -10,7 +10,6 @@ so the contact rules (surveys/contact_rules.py) decide it: quiet hours and the w
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -26,8 +25,6 @@ from storage.models import Customer, DeliveryStatus, SurveyDelivery, TelegramUse
 from storage.outbox import KIND_CLOSED, OutboundCall
 from surveys.contact_rules import ContactDecision, ContactKind, ContactReason, decide
 from surveys.flow import next_question
-
-log = logging.getLogger(__name__)
 
 _BATCH = 200
 _OPEN = (DeliveryStatus.ACTIVE.value, DeliveryStatus.AWAITING_CONTACT.value)
