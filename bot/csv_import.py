@@ -42,6 +42,7 @@ COLUMNS: Final = (
     "amount",
     "currency",
     "purchased_at",
+    "time_zone",
 )
 REQUIRED_COLUMNS: Final = ("order_id", "customer_id")
 DELIMITERS: Final = (",", ";")

@@ -1,5 +1,5 @@
 """Scheduled work: the sweep that opens surveys whose time has come, reminds and closes unfinished ones,
-and follows up on cases.
+checks in with customers who went quiet, and follows up on cases.
 
 What is due lives in the database (``survey_deliveries.due_at``), not in the scheduler, so a restart or a
 second replica neither loses nor repeats a survey: each delivery moves out of "scheduled" exactly once,
@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from handlers import case_followups as followups
-from handlers import cases, conversation, survey_timing
+from handlers import cases, checkins, conversation, survey_timing
 from handlers.services import Services
 from storage import contacts
 from storage.db import unit_of_work
@@ -91,7 +91,9 @@ def _allowed(
     the bot (``REQUESTED``) answers what they just did, so quiet hours and the weekly cap do not hold it.
     """
     customer_id, delivery_id = _id(customer.id), _id(delivery.id)
-    history = contacts.history(session, customer_id=customer_id, user=user, now=now, other_than=delivery_id)
+    history = contacts.history(
+        session, customer_id=customer_id, user=user, now=now, other_than=delivery_id, zone=customer.time_zone
+    )
     decision = decide(ContactKind.SURVEY, at=now, policy=services.settings.contact_policy, history=history)
     still_open = contacts.open_survey(session, customer_id=customer_id, other_than=delivery_id)
     if still_open is not None:
@@ -145,11 +147,19 @@ def remind(engine: Engine, services: Services, *, now: datetime) -> int:
         return survey_timing.remind_due(session, services, now=now)
 
 
+def check_in(engine: Engine, services: Services, *, now: datetime) -> int:
+    """Check-ins with customers who went quiet (handlers/checkins.py)."""
+    with unit_of_work(engine) as session:
+        return checkins.run_due(session, services, now=now)
+
+
 def sweep(engine: Engine, services: Services, *, now: datetime) -> int:
     """Everything the periodic sweep does; return how many messages it queued. Expiry comes first, so
-    that a survey that just closed no longer counts as the customer's open one."""
+    that a survey that just closed no longer counts as the customer's open one; check-ins come after the
+    surveys and reminders, which count against the same weekly cap and are about a purchase."""
     queued = expire_surveys(engine, services, now=now)
     queued += start_due_surveys(engine, services, now=now)
     queued += remind(engine, services, now=now)
+    queued += check_in(engine, services, now=now)
     queued += refresh_stale_cards(engine, services, now=now)
     return queued + case_followups(engine, services, now=now)

@@ -44,7 +44,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import Engine
 from telegram import Bot
@@ -270,14 +270,25 @@ class OutboxSender:
                     self._record(_released(rest.row))
                 return
 
+    def _zone_of(self, unprompted: object) -> ZoneInfo:
+        """The zone whose night holds an unprompted message: the customer's own (the flag names it) or
+        the shop's."""
+        if isinstance(unprompted, str):
+            try:
+                return ZoneInfo(unprompted)
+            except (ZoneInfoNotFoundError, ValueError):
+                pass  # validated when stored; a zone this machine's tz database lacks falls back
+        return self._zone
+
     def _without_call(self, row: OutboxMessage) -> SendOutcome | None:
         """Decide a row without calling Telegram: a 429 pause is running, or its chat moved."""
         now = self._clock()
         chat_id = int(row.chat_id or 0)
         if self._paused_until is not None and self._paused_until > now:
             return _released(row, next_attempt_at=self._paused_until)
-        if self._quiet_hours is not None and row.payload.get(outbox.UNPROMPTED):
-            morning = self._quiet_hours.next_allowed(now, self._zone)
+        unprompted = row.payload.get(outbox.UNPROMPTED)
+        if self._quiet_hours is not None and unprompted:
+            morning = self._quiet_hours.next_allowed(now, self._zone_of(unprompted))
             if morning > now:  # decided by day, delayed (retries, a 429 pause) into the night: hold it
                 return _released(row, next_attempt_at=morning)
         new_chat = self._migrations.get(chat_id)

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     survey_cooldown: Annotated[timedelta, NoDecode] = timedelta(days=30)
     max_proactive_per_week: int = Field(default=2, ge=1, le=50)
     survey_max_age: Annotated[timedelta, NoDecode] = timedelta(days=14)
+    # A customer who has neither bought nor written for CHECKIN_FACTOR times the median gap between their
+    # purchases (CHECKIN_AFTER for one-time buyers) gets one check-in message per silence.
+    checkin_factor: float = Field(default=1.5, ge=1, le=100)
+    checkin_after: Annotated[timedelta, NoDecode] = timedelta(days=30)
     sweep_interval: Annotated[timedelta, NoDecode] = timedelta(seconds=30)
     timezone: Annotated[ZoneInfo, NoDecode] = ZoneInfo("Europe/Berlin")
     default_language: Language = "de"
@@ -143,6 +147,7 @@ class Settings(BaseSettings):
         "survey_expires_after",
         "survey_cooldown",
         "survey_max_age",
+        "checkin_after",
         mode="before",
     )
     @classmethod
@@ -183,6 +188,8 @@ class Settings(BaseSettings):
             survey_cooldown=self.survey_cooldown,
             max_proactive_per_week=self.max_proactive_per_week,
             survey_max_age=self.survey_max_age,
+            checkin_factor=self.checkin_factor,
+            checkin_after=self.checkin_after,
         )
 
     @field_validator("timezone", mode="before")

@@ -9,13 +9,14 @@ uses (surveys/contact_rules.py), so "quiet hours move it from 06:30" here is wha
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.settings import Settings
+from handlers.checkins import last_activity
 from handlers.survey_timing import past_expiry
 from storage import contacts
 from storage.models import ContactEvent, Customer, DeliveryStatus, Purchase, SurveyDelivery, TelegramUser
@@ -38,10 +39,13 @@ class Explanation:
     next_step: str
     surveys: list[str]
     decisions: list[str]
+    checkin: str = ""
 
     def lines(self) -> list[str]:
         """The answer as printed."""
         out = [self.headline, f"Next: {self.next_step}"]
+        if self.checkin:
+            out.append(f"Check-in: {self.checkin}")
         if self.surveys:
             out += ["Surveys:", *(f"  {line}" for line in self.surveys)]
         if self.decisions:
@@ -68,7 +72,9 @@ def explain(engine: Engine, settings: Settings, external_id: str, *, now: dateti
             .order_by(col(ContactEvent.id).desc())
             .limit(_RECENT_DECISIONS)
         ).all()
-        history = contacts.history(session, customer_id=customer.id, user=user, now=now)
+        history = contacts.history(
+            session, customer_id=customer.id, user=user, now=now, zone=customer.time_zone
+        )
     zone = settings.timezone
 
     def at(moment: datetime | None) -> str:
@@ -98,8 +104,26 @@ def explain(engine: Engine, settings: Settings, external_id: str, *, now: dateti
         for event in events
     ]
     planned = _planned(rows)
-    if planned is None:
-        next_step = _nothing_planned(user, rows, now=now, at=at)
+    checkin = _checkin(settings, customer, user, at=at)
+    if planned is None or (checkin.when is not None and checkin.when < planned[1]):
+        if checkin.when is not None:
+            decision = decide(
+                ContactKind.CHECKIN,
+                at=max(checkin.when, now),
+                policy=settings.contact_policy,
+                history=history,
+            )
+            next_step = (
+                _describe_checkin(checkin, decision, at=at)
+                if decision.send_at is not None
+                else _nothing_planned(user, rows, now=now, at=at)
+            )
+            if decision.send_at is None:
+                checkin = replace(
+                    checkin, line=f"{checkin.line}; it will not be sent: {decision.explanation}"
+                )
+        else:
+            next_step = _nothing_planned(user, rows, now=now, at=at)
     else:
         kind, when, delivery = planned
         decision = decide(kind, at=max(when, now), policy=settings.contact_policy, history=history)
@@ -107,7 +131,45 @@ def explain(engine: Engine, settings: Settings, external_id: str, *, now: dateti
         if kind is ContactKind.REMINDER and decision.send_at and closes and decision.send_at >= closes:
             decision = past_expiry(decision, closes)
         next_step = _describe(kind, delivery, decision, at=at)
-    return Explanation(f"{who}: {state}", next_step, surveys, decisions)
+    return Explanation(f"{who}: {state}", next_step, surveys, decisions, checkin.line)
+
+
+@dataclass(frozen=True)
+class _CheckinPlan:
+    """When the sweep would check in with the customer (None: not at all), and the rule in words."""
+
+    when: datetime | None
+    line: str
+
+
+def _checkin(settings: Settings, customer: Customer, user: TelegramUser | None, *, at: Show) -> _CheckinPlan:
+    """The check-in the sweep would consider, by the same rules as handlers/checkins.py."""
+    if customer.checkins_stopped_at is not None:
+        return _CheckinPlan(
+            None, f'none: the customer said "not interested" on {at(customer.checkins_stopped_at)}'
+        )
+    activity = last_activity(customer, user)
+    if activity is None:
+        return _CheckinPlan(None, "none: no purchase yet")
+    gap = customer.median_purchase_gap_s
+    rhythm = settings.contact_policy.rhythm(timedelta(seconds=gap) if gap is not None else None)
+    basis = "last purchase" if activity == customer.last_purchase_at else "last message to the bot"
+    rule = f"{rhythm.describe()} since the {basis} on {at(activity)}"
+    if customer.checkin_done_at is not None and customer.checkin_done_at >= activity:
+        return _CheckinPlan(
+            None,
+            f"none until the customer buys or writes again: this silence had its check-in on "
+            f"{at(customer.checkin_done_at)} ({rule})",
+        )
+    return _CheckinPlan(activity + rhythm.silent_after, rule)
+
+
+def _describe_checkin(plan: _CheckinPlan, decision: ContactDecision, *, at: Show) -> str:
+    if decision.send_at is None:
+        return f"the check-in will not be sent: {decision.explanation}"
+    if decision.postponed:
+        return f"check-in at {at(decision.send_at)} ({plan.line}); {decision.explanation}"
+    return f"check-in at {at(decision.send_at)} ({plan.line})"
 
 
 def _planned(rows: Rows) -> tuple[ContactKind, datetime, SurveyDelivery] | None:

@@ -83,7 +83,7 @@ def card_payload(services: Services, facts: CardFacts, *, timezone: ZoneInfo) ->
         services.text(
             lang,
             "case_card_head",
-            icon=Html("⭐" if facts.value.top_customers else "🔴"),
+            icon=Html("⭐" if facts.value.top_customers else "❓" if case.kind == "question" else "🔴"),
             case_id=_id(case.id),
             name=facts.customer.name or "—",
             customer_id=facts.customer.external_id,
@@ -91,6 +91,10 @@ def card_payload(services: Services, facts: CardFacts, *, timezone: ZoneInfo) ->
     ]
     if facts.value.top_customers:
         lines.append(services.text(lang, "case_card_urgent"))
+    if case.kind == "question":
+        last = facts.customer.last_purchase_at
+        when = last.astimezone(timezone).strftime("%d.%m.%Y") if last is not None else "—"
+        lines.append(services.text(lang, "case_card_question", last_purchase=when))
     delivery = facts.delivery
     if delivery is not None and delivery.nps_score is not None and delivery.nps_category is not None:
         category = services.text(lang, f"nps_category_{delivery.nps_category}")
@@ -159,7 +163,7 @@ def list_entry(services: Services, facts: CardFacts) -> dict[str, Any]:
         services.text(
             lang,
             "case_list_entry",
-            icon=Html("⭐" if facts.value.top_customers else "🔴"),
+            icon=Html("⭐" if facts.value.top_customers else "❓" if case.kind == "question" else "🔴"),
             case_id=_id(case.id),
             name=_shorten(facts.customer.name or "—", NAME_IN_LIST),
             score=score,

@@ -7,6 +7,7 @@ every message: it waits at the staff group's pace and never holds up a customer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -30,6 +31,8 @@ from storage.preload import group_of
 
 KIND_CRITIC = "critic"
 KIND_NEGATIVE_COMMENT = "negative_comment"
+KIND_QUESTION = "question"
+"""A customer who went quiet answered a check-in with "I have a question" (handlers/checkins.py)."""
 _EXCHANGE_PREVIEW = 200
 
 
@@ -58,6 +61,33 @@ def case_for_answer(
         kind=kind,
         now=now,
         then=lambda case: _show_new_case(session, services, case, now=now),
+    )
+
+
+def open_question_case(
+    session: Session,
+    services: Services,
+    *,
+    customer_id: int,
+    now: datetime,
+    then: Callable[[Case], None] | None = None,
+) -> None:
+    """Open a case for a customer's question, with the same card, buttons and relay as a critic's: what
+    the customer writes next goes into it, as if the shop had written to them."""
+
+    def opened(case: Case) -> None:
+        _show_new_case(session, services, case, now=now)
+        if then is not None:
+            then(case)
+
+    cases.open_case(
+        session,
+        customer_id=customer_id,
+        delivery_id=None,
+        kind=KIND_QUESTION,
+        now=now,
+        then=opened,
+        awaiting_customer=True,
     )
 
 

@@ -80,7 +80,7 @@ def ask_question(
     now: datetime,
     after: AnsweredInPlace | None = None,
     intro: str | None = None,
-    unprompted: bool = False,
+    unprompted: bool | str = False,
 ) -> None:
     """Make ``question`` the open one and queue the message that asks it (``intro`` above it: the
     reminder's line)."""
@@ -101,7 +101,7 @@ def ask_question(
         message_id=after.message_id if after else None,
     )
     if unprompted:
-        payload[outbox.UNPROMPTED] = True
+        payload[outbox.UNPROMPTED] = unprompted
     _queue_step(session, question_key(delivery, question.id), KIND_QUESTION, delivery, payload, after, now)
 
 
@@ -175,8 +175,14 @@ def start_survey(
         question=question,
         chat_id=user.id,
         now=now,
-        unprompted=unprompted,
+        unprompted=unprompted_flag(customer) if unprompted else False,
     )
+
+
+def unprompted_flag(customer: Customer) -> bool | str:
+    """The outbox flag of an unprompted message to this customer: their own zone's name when the shop
+    gave one (the sender keeps their night quiet), else True (the shop's TIMEZONE)."""
+    return customer.time_zone or True
 
 
 def schedule_reminder_and_expiry(services: Services, delivery: SurveyDelivery, *, asked_at: datetime) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, MessageHandler, filters
 
-from handlers import case_followups, cases, conversation, customers, messages
+from handlers import case_followups, cases, checkins, conversation, customers, messages
 from handlers.context import BotContext
 from handlers.visitor import Visitor, visitor
 from storage import cases as stored_cases
+from storage import checkins as stored_checkins
 from storage import outbox
 from storage.models import Customer, DeliveryStatus, SurveyDelivery
 from surveys.definition import QuestionType
@@ -194,6 +195,46 @@ async def recovery_button(update: Update, context: BotContext) -> None:
     person.toast(query, key)
 
 
+async def checkin_button(update: Update, context: BotContext) -> None:
+    """A check-in answered: stored once, acted on (a question opens a case, "not interested" ends
+    check-ins), and the message shows the answer and what happens now instead of its buttons."""
+    query, person = update.callback_query, visitor(update, context, talking=False)
+    if query is None or person is None:
+        return
+    session, services = context.session, context.services
+    parsed = checkins.parse_checkin_callback(query.data)
+    checkin = stored_checkins.get(session, parsed[0]) if parsed is not None else None
+    customer = session.get(Customer, checkin.customer_id) if checkin is not None else None
+    key = checkins.checkin_key(parsed[0]) if parsed is not None else None
+    asked_in = outbox.message_id_of(session, key) if key is not None else None
+    pressed_on = query.message.message_id if query.message is not None else None
+    texts = checkins.checkin_texts(services)
+    if parsed is None or checkin is None or customer is None or texts is None or asked_in != pressed_on:
+        person.toast(query, "button_invalid")
+        return
+    if customer.telegram_user_id != person.row.id:
+        person.toast(query, "button_not_yours")
+        return
+    if checkin.answer is not None:
+        person.toast(query, "checkin_answered_already")
+        return
+    answer = parsed[1]
+    checkins.record_answer(session, services, checkin, customer, answer, now=context.work.now)
+    outbox.enqueue(
+        session,
+        outbox.OutboundCall(
+            dedupe_key=f"{key}:answered",
+            kind=outbox.KIND_CHECKIN,
+            method="editMessageText",
+            chat_id=person.chat_id,
+            payload={**checkins.answered_payload(services, texts, checkin, answer), "message_id": asked_in},
+        ),
+        now=context.work.now,
+    )
+    context.work.queued_messages = True
+    person.toast(query, None)
+
+
 async def stale_button(update: Update, context: BotContext) -> None:
     """Answers presses on buttons whose data we do not recognise (forged or from an old version)."""
     query, person = update.callback_query, visitor(update, context)
@@ -206,6 +247,7 @@ PRIVATE_MESSAGES = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 HANDLERS = [
     CallbackQueryHandler(answer_button, pattern=f"^{messages.ANSWER_PREFIX}{messages.CALLBACK_SEPARATOR}"),
     CallbackQueryHandler(recovery_button, pattern=f"^{case_followups.RECOVERY_PREFIX}:"),
+    CallbackQueryHandler(checkin_button, pattern=f"^{checkins.CHECKIN_PREFIX}:"),
     MessageHandler(PRIVATE_MESSAGES & filters.TEXT & ~filters.COMMAND, text_answer),
 ]
 """Survey answers, registered after the commands."""

@@ -33,8 +33,14 @@ _LAST_SEEN_RESOLUTION = timedelta(minutes=10)
 _USER_BY_ID = select(TelegramUser).where(col(TelegramUser.id) == sa.bindparam("user_id"))
 
 
-def touch_user(session: Session, work: UpdateWork, user: User, *, lift_block: bool = True) -> TelegramUser:
-    """Create or refresh the Telegram user behind an update; writing to us lifts a block."""
+def touch_user(
+    session: Session, work: UpdateWork, user: User, *, lift_block: bool = True, talking: bool = True
+) -> TelegramUser:
+    """Create or refresh the Telegram user behind an update; writing to us lifts a block.
+
+    ``last_seen_at`` is when they last talked to the bot, which ends a silence (handlers/checkins.py);
+    a press on a check-in's own buttons (``talking=False``) answers it and leaves it alone.
+    """
     group = preload.group_of(session)
     if group is not None and user.id in group.users:
         row = group.users[user.id]
@@ -60,7 +66,7 @@ def touch_user(session: Session, work: UpdateWork, user: User, *, lift_block: bo
     if user.first_name and user.first_name[:256] != row.first_name:
         row.first_name = user.first_name[:256]
         changed = True
-    if work.now - row.last_seen_at > _LAST_SEEN_RESOLUTION:
+    if talking and work.now - row.last_seen_at > _LAST_SEEN_RESOLUTION:
         row.last_seen_at = work.now
         changed = True
     if row.blocked_at is not None and lift_block:

@@ -107,7 +107,7 @@ def _remind(
     now: datetime,
 ) -> int:
     customer_id = _id(customer.id)
-    history = contacts.history(session, customer_id=customer_id, user=user, now=now)
+    history = contacts.history(session, customer_id=customer_id, user=user, now=now, zone=customer.time_zone)
     decision = decide(ContactKind.REMINDER, at=now, policy=services.settings.contact_policy, history=history)
     expires_at = delivery.expires_at
     if decision.send_at is not None and expires_at is not None and decision.send_at >= expires_at:
@@ -139,7 +139,7 @@ def _remind(
         chat_id=user.id,
         now=now,
         intro=intro,
-        unprompted=True,
+        unprompted=conversation.unprompted_flag(customer),
     )
     if old_message_id is not None:
         _take_buttons_off(session, f"reminded:{old_key}", user.id, old_message_id, delivery, now=now)

@@ -53,11 +53,12 @@ class Visitor:
         self.context.work.after_commit.append(lambda: query.answer(text))
 
 
-def visitor(update: Update, context: BotContext) -> Visitor | None:
-    """Record the sender of an update and return them, or None for updates without a person."""
+def visitor(update: Update, context: BotContext, *, talking: bool = True) -> Visitor | None:
+    """Record the sender of an update and return them, or None for updates without a person
+    (``talking=False``: an answer to a check-in, which does not count as the customer writing again)."""
     user = update.effective_user
     if user is None:
         return None
-    row = customers.touch_user(context.session, context.work, user)
+    row = customers.touch_user(context.session, context.work, user, talking=talking)
     chat = update.effective_chat
     return Visitor(context=context, row=row, chat_id=chat.id if chat is not None else user.id)

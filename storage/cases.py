@@ -50,6 +50,7 @@ def open_case(
     kind: str,
     now: datetime,
     then: Callable[[Case], None],
+    awaiting_customer: bool = False,
 ) -> None:
     """Open a case with its first card rendering counted, record the event, and call ``then`` with it
     once it has its id (its card's key needs the id).
@@ -59,7 +60,14 @@ def open_case(
     opened; so a card rendered then also shows whatever else the group recorded. Outside a group it is
     inserted now and ``then`` runs at once.
     """
-    case = Case(customer_id=customer_id, delivery_id=delivery_id, kind=kind, opened_at=now, card_version=1)
+    case = Case(
+        customer_id=customer_id,
+        delivery_id=delivery_id,
+        kind=kind,
+        opened_at=now,
+        card_version=1,
+        awaiting_customer=awaiting_customer,
+    )
     group = group_of(session)
     if group is None:
         insert_cases(session, [case])

@@ -7,6 +7,7 @@ history; nothing about a customer's contacts lives in memory.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session, col, func, select
 
@@ -65,10 +66,11 @@ def history(
     user: TelegramUser | None,
     now: datetime,
     other_than: int | None = None,
+    zone: str | None = None,
 ) -> ContactHistory:
     """What the contact rules need to know about a customer: the unprompted messages of the last week,
     their last survey (other than the delivery ``other_than`` being decided), and whether they can and
-    want to be reached."""
+    want to be reached; ``zone`` is the customer's own time zone when the shop gave one."""
     sent = session.exec(
         select(ContactEvent.at)
         .where(col(ContactEvent.customer_id) == customer_id)
@@ -87,4 +89,15 @@ def history(
         paused_until=user.paused_until if user is not None else None,
         stopped=user is not None and user.opted_out_at is not None,
         reachable=user is not None and user.blocked_at is None,
+        zone=zone_of(zone),
     )
+
+
+def zone_of(name: str | None) -> ZoneInfo | None:
+    """The customer's stored zone, or None (the shop's TIMEZONE applies) when unknown or unusable here."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None

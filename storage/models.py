@@ -112,6 +112,17 @@ class Customer(SQLModel, table=True):
         default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("telegram_users.id"), index=True)
     )
     created_at: datetime = _ts()
+    time_zone: str | None = Field(default=None, max_length=64)
+    """The customer's own IANA zone when the shop knows it: quiet hours are theirs, not the shop's."""
+    last_purchase_at: datetime | None = _ts(nullable=True)
+    median_purchase_gap_s: int | None = Field(default=None)
+    """The median gap between their visits in seconds (surveys/silence.py); None for one visit."""
+    checkin_due_at: datetime | None = _ts(nullable=True, index=True)
+    """When the sweep next looks at whether they went silent; None: not until they buy again."""
+    checkin_done_at: datetime | None = _ts(nullable=True)
+    """When the current silence was dealt with (check-in sent, or skipped for good): one per silence."""
+    checkins_stopped_at: datetime | None = _ts(nullable=True)
+    """They answered a check-in with "not interested": no more check-ins."""
 
 
 class Purchase(SQLModel, table=True):
@@ -187,6 +198,30 @@ class Answer(SQLModel, table=True):
     text_language: str | None = Field(default=None, max_length=8)
     """The language the comment was written in (detected), which decided how it was scored."""
     created_at: datetime = _ts(index=True)
+
+
+class CheckinAnswer(enum.StrEnum):
+    """The quick answers of a check-in; the values are stored and travel in callback data."""
+
+    ALL_GOOD = "all_good"
+    QUESTION = "question"
+    NOT_INTERESTED = "not_interested"
+
+
+class Checkin(SQLModel, table=True):
+    """One check-in with a customer who went quiet, and their answer (a question opens a case)."""
+
+    __tablename__ = "checkins"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    silent_since: datetime = _ts()
+    """Their last purchase or word before it: the silence this check-in is about."""
+    sent_at: datetime = _ts()
+    language: str = Field(max_length=8)
+    answer: str | None = Field(default=None, max_length=16)
+    answered_at: datetime | None = _ts(nullable=True)
+    case_id: int | None = Field(default=None, foreign_key="cases.id")
 
 
 class CaseStatus(enum.StrEnum):

@@ -45,8 +45,9 @@ KIND_CASE_MESSAGE = "case_message"  # a customer's message relayed into the staf
 KIND_CASE_TOPIC = "case_topic"  # createForumTopic for a case, queued right before its card
 KIND_ESCALATION = "case_escalation"  # to a manager chat
 KIND_RECOVERY = "recovery_check"  # "is the problem solved?" to the customer
+KIND_CHECKIN = "checkin"  # to a customer who went quiet, and its answered edit
 KIND_SETUP = "setup_reply"  # the STAFF_CHAT_ID line, in the group that asked (not moved with the staff chat)
-CUSTOMER_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS, KIND_REPLY, KIND_RECOVERY)
+CUSTOMER_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS, KIND_REPLY, KIND_RECOVERY, KIND_CHECKIN)
 SURVEY_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS)
 STEP_KINDS = (KIND_QUESTION, KIND_THANKS)
 """Rows that carry a survey step; when they edit a message that is gone, they are sent anew."""
@@ -55,8 +56,9 @@ STAFF_KINDS = (KIND_STAFF_ALERT, KIND_CASE_CARD, KIND_CASE_EDIT, KIND_CASE_MESSA
 UNSENT_STATUSES = (OutboxStatus.PENDING, OutboxStatus.BLOCKED, OutboxStatus.AWAITING_CONTACT)
 THREAD_OF = "_thread_of"
 UNPROMPTED = "_unprompted"
-"""Payload flag of a message the customer did not ask for (a survey's first question, a reminder): the
-sender holds it during quiet hours, even when a retry delayed it into them. Never sent to Telegram."""
+"""Payload flag of a message the customer did not ask for (a survey's first question, a reminder, a
+check-in): the sender holds it during quiet hours, even when a retry delayed it into them. True for the
+shop's TIMEZONE, or the name of the customer's own zone. Never sent to Telegram."""
 """A payload key that is not a Bot API parameter: the outbox key of a ``createForumTopic`` row whose topic
 this ``sendMessage`` goes into. The sender puts in the topic's ``message_thread_id`` (the topic row's
 ``sent_message_id``), or leaves it out when the topic could not be made, so the message is never lost."""

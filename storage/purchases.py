@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +30,17 @@ from surveys.contact_rules import (
     decide,
 )
 from surveys.purchase_report import PurchaseReport
+from surveys.silence import median_gap
+
+DEFAULT_CHECKIN_POLICY = ContactPolicy(
+    quiet_hours=None,
+    zone=ZoneInfo("UTC"),
+    survey_cooldown=timedelta(days=30),
+    max_proactive_per_week=2,
+    survey_max_age=timedelta(days=14),
+)
+"""Stands in when a caller records a purchase without the shop's policy (tests, tools): the rhythm's
+defaults."""
 
 # 24 random bytes: 32 URL-safe characters, well inside Telegram's 64-character deep-link limit.
 _LINK_TOKEN_BYTES = 24
@@ -119,6 +131,7 @@ def _insert(
         )
         session.add(delivery)
         session.flush()
+        note_purchase(session, customer, purchased_at=purchased_at, policy=policy)
         skipped = _too_old(policy, purchased_at=purchased_at, now=now)
         if skipped is not None:
             delivery.status = DeliveryStatus.SKIPPED.value
@@ -133,6 +146,26 @@ def _insert(
         created=True,
         survey_skipped=skipped.explanation if skipped is not None else None,
     )
+
+
+def note_purchase(
+    session: Session, customer: Customer, *, purchased_at: datetime, policy: ContactPolicy | None
+) -> None:
+    """Keep the customer's rhythm current: their last purchase, the median gap between their visits, and
+    when the sweep next looks at whether they went silent (a purchase ends a silence).
+
+    The median is computed from all their purchases, so an old order imported later still shapes it.
+    """
+    session.flush()  # the new purchase is among the ones read
+    times = session.exec(select(Purchase.purchased_at).where(col(Purchase.customer_id) == customer.id)).all()
+    gap = median_gap(times)
+    customer.median_purchase_gap_s = int(gap.total_seconds()) if gap is not None else None
+    if customer.last_purchase_at is None or purchased_at > customer.last_purchase_at:
+        customer.last_purchase_at = purchased_at
+    if customer.checkins_stopped_at is None:
+        rhythm = (policy or DEFAULT_CHECKIN_POLICY).rhythm(gap)
+        customer.checkin_due_at = customer.last_purchase_at + rhythm.silent_after
+    session.add(customer)
 
 
 def _too_old(
@@ -182,6 +215,8 @@ def _upsert_customer(session: Session, report: PurchaseReport) -> Customer:
         customer.name = report.name
     if report.language:
         customer.language = report.language
+    if report.time_zone:
+        customer.time_zone = report.time_zone
     if report.telegram_user_id is not None:
         if session.get(TelegramUser, report.telegram_user_id) is None:
             session.add(TelegramUser(id=report.telegram_user_id))

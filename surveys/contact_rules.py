@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from surveys.silence import Rhythm
+
 WEEK = datetime.timedelta(days=7)
 
 _UTC = datetime.UTC
@@ -134,8 +136,15 @@ class ContactPolicy:
     survey_cooldown: datetime.timedelta
     max_proactive_per_week: int
     survey_max_age: datetime.timedelta
+    checkin_factor: float = 1.5
+    checkin_after: datetime.timedelta = datetime.timedelta(days=30)
+
+    def rhythm(self, median_gap: datetime.timedelta | None) -> Rhythm:
+        """When a customer with this median gap between visits counts as silent (surveys/silence.py)."""
+        return Rhythm(median_gap, self.checkin_factor, self.checkin_after)
 
     def __post_init__(self) -> None:
+        Rhythm(None, self.checkin_factor, self.checkin_after)  # its checks, with its messages
         # A cap of 0 would postpone every message forever instead of saying "none allowed".
         if self.max_proactive_per_week < 1:
             raise ValueError(f"max_proactive_per_week must be at least 1, got {self.max_proactive_per_week}")

@@ -312,8 +312,43 @@ class Question(BaseModel):
         return None
 
 
+class CheckinOption(BaseModel):
+    """One quick answer of the check-in: its button and what the bot says when it is pressed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: LocalizedText
+    reply: LocalizedText
+
+
+class CheckinDefinition(BaseModel):
+    """The message to a customer who went quiet, with its three quick answers.
+
+    The answers are fixed by meaning, not free like a choice question's options: "question" opens a case
+    for staff and "not_interested" stops further check-ins, so a file can word them but not add or drop
+    one.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: LocalizedText
+    all_good: CheckinOption
+    question: CheckinOption
+    not_interested: CheckinOption
+
+    def option(self, answer: str) -> CheckinOption:
+        """The quick answer with this value (``CheckinAnswer``); KeyError for any other."""
+        options = {
+            "all_good": self.all_good,
+            "question": self.question,
+            "not_interested": self.not_interested,
+        }
+        return options[answer]
+
+
 class SurveyDefinition(BaseModel):
-    """A complete survey: intro, questions in asking order, closing thanks."""
+    """A complete survey: intro, questions in asking order, closing thanks, and the check-in message
+    for customers who went quiet (optional: without it, the shop checks in with nobody)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -322,6 +357,7 @@ class SurveyDefinition(BaseModel):
     intro: LocalizedText
     thanks: LocalizedText
     questions: tuple[Question, ...]
+    checkin: CheckinDefinition | None = None
 
     @field_validator("questions")
     @classmethod

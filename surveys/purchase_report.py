@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
@@ -29,6 +29,19 @@ class PurchaseReport(BaseModel):
     amount: Annotated[Decimal, Field(ge=0, le=Decimal("999999999999.99"), decimal_places=2)] | None = None
     currency: str = "EUR"
     purchased_at: datetime | None = None
+    time_zone: Annotated[str, StringConstraints(max_length=64)] | None = None
+    """The customer's own IANA zone (Europe/Vienna), when the shop knows it: their quiet hours."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as Europe/Berlin or America/New_York") from None
+        return value
 
     @field_validator("telegram_user_id", mode="before")
     @classmethod
@@ -59,7 +72,9 @@ class PurchaseReport(BaseModel):
             )
         return value
 
-    @field_validator("name", "language", "telegram_user_id", "amount", "purchased_at", mode="before")
+    @field_validator(
+        "name", "language", "telegram_user_id", "amount", "purchased_at", "time_zone", mode="before"
+    )
     @classmethod
     def _empty_is_missing(cls, value: object) -> object:
         # A blank CSV cell means "not given", not "an empty name".

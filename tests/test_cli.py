@@ -139,7 +139,7 @@ class TestDatabase:
         assert first.returncode == 0, first.stderr
         second = run_cli("db", "upgrade", cwd=tmp_path, env=env)
         assert second.returncode == 0
-        assert "revision 0007" in second.stderr
+        assert "revision 0008" in second.stderr
 
 
 class TestWhy:

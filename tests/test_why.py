@@ -17,7 +17,7 @@ from bot.settings import Settings
 from bot.why import Explanation, UnknownCustomer, explain
 from handlers.services import Services
 from storage.db import unit_of_work
-from storage.models import SurveyDelivery, TelegramUser
+from storage.models import Customer, SurveyDelivery, TelegramUser
 from storage.purchases import record_purchase
 from surveys.loader import load_builtin_survey
 from surveys.purchase_report import PurchaseReport
@@ -148,8 +148,9 @@ class TestWhy:
         assert "has not connected a Telegram chat" in answer.headline
         assert "until the customer opens the bot" in answer.next_step
 
-    def test_an_expired_survey_leaves_nothing_planned(self, engine: Engine) -> None:
-        """Seven days unanswered: expired; nothing is planned, and the survey list shows it."""
+    def test_an_expired_survey_leaves_only_the_checkin_planned(self, engine: Engine) -> None:
+        """Seven days unanswered: expired, as the survey list shows; next comes the check-in, 30 days
+        after the one purchase."""
         settings = _settings(quiet_hours="")
         _purchase(engine, settings, "A-1", at=NOON)
         services = _services(settings)
@@ -160,4 +161,56 @@ class TestWhy:
         with Session(engine) as session:
             assert session.exec(select(SurveyDelivery)).one().status == "expired"
         assert "expired" in answer.surveys[0]
-        assert answer.next_step.startswith("nothing: every survey is finished, expired or skipped")
+        assert answer.next_step == (
+            "check-in at 2027-01-01 12:00 (one-time buyer: CHECKIN_AFTER 30 d since the last purchase "
+            "on 2026-12-02 12:00)"
+        )
+
+
+class TestWhyCheckin:
+    def test_a_repeat_buyers_checkin_shows_the_rhythm_and_the_quiet_hours(self, engine: Engine) -> None:
+        """Orders 12 days apart, the last at 06:30: silent 18 days later at 06:30, which quiet hours move
+        to 09:00 (the purchases are too old for surveys, so the check-in is next)."""
+        settings = _settings(survey_max_age="1h")
+        last = datetime(2026, 11, 26, 5, 30, tzinfo=UTC)  # 06:30 in Berlin
+        for index, days_before in enumerate((24, 12, 0)):
+            _purchase(engine, settings, f"R-{index}", at=last - timedelta(days=days_before))
+        now = datetime(2026, 12, 12, 10, tzinfo=UTC)
+        answer = _why(engine, settings, now)
+        assert answer.next_step == (
+            "check-in at 2026-12-14 09:00 (median gap 12 d × 1.5 = 18 d since the last purchase on "
+            "2026-11-26 06:30); quiet hours 21:00-09:00 (Europe/Berlin) move it from 06:30 to 09:00 on "
+            "2026-12-14"
+        )
+
+    def test_not_interested_means_no_checkin(self, engine: Engine) -> None:
+        settings = _settings()
+        _purchase(engine, settings, "A-1", at=NOON - timedelta(days=20))
+        with unit_of_work(engine) as session:
+            customer = session.exec(select(Customer)).one()
+            customer.checkins_stopped_at = NOON
+            session.add(customer)
+        answer = _why(engine, settings, NOON)
+        assert answer.checkin == 'none: the customer said "not interested" on 2026-12-02 12:00'
+        assert "Check-in: none" in _text(answer)
+
+    def test_after_the_checkin_of_a_silence_none_until_they_buy_or_write(self, engine: Engine) -> None:
+        """The sweep checked in on day 31; the next needs a purchase or a word first."""
+        settings = _settings(quiet_hours="")
+        _purchase(engine, settings, "A-1", at=NOON - timedelta(days=20))
+        _user(engine, has_started=True, last_seen_at=NOON - timedelta(days=20))
+        later = NOON + timedelta(days=11)
+        jobs.sweep(engine, _services(settings), now=later)
+        answer = _why(engine, settings, later)
+        assert answer.checkin.startswith(
+            "none until the customer buys or writes again: this silence had its check-in on 2026-12-13 12:00"
+        )
+        assert "checkin sent" in _text(answer)
+
+    def test_a_checkin_to_a_stopped_customer_is_not_sent_and_it_says_why(self, engine: Engine) -> None:
+        settings = _settings()
+        _purchase(engine, settings, "A-1", at=NOON - timedelta(days=40))
+        _user(engine, has_started=True, last_seen_at=NOON - timedelta(days=40), opted_out_at=NOON)
+        answer = _why(engine, settings, NOON)
+        assert answer.next_step.startswith("nothing: the customer said /stop")
+        assert answer.checkin.endswith("it will not be sent: skipped: the customer said /stop")
