@@ -9,6 +9,7 @@ under a row lock on PostgreSQL and the database lock on SQLite.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -135,22 +136,34 @@ def case_followups(engine: Engine, services: Services, *, now: datetime) -> int:
         return followups.run_due(session, services, now=now)
 
 
+def _page_by_page(engine: Engine, page: Callable[[Session], tuple[int, bool]]) -> int:
+    """Run ``page`` in its own transaction until it claims less than a full page; return what it queued.
+
+    A transaction per page keeps each one short: SQLite has one writer, and a morning's backlog of
+    thousands of due messages in one transaction would hold every customer's answer behind it.
+    """
+    queued = 0
+    while True:
+        with unit_of_work(engine) as session:
+            count, more = page(session)
+        queued += count
+        if not more:
+            return queued
+
+
 def expire_surveys(engine: Engine, services: Services, *, now: datetime) -> int:
     """Close unfinished surveys whose time is up (handlers/survey_timing.py)."""
-    with unit_of_work(engine) as session:
-        return survey_timing.expire_due(session, services, now=now)
+    return _page_by_page(engine, lambda session: survey_timing.expire_page(session, services, now=now))
 
 
 def remind(engine: Engine, services: Services, *, now: datetime) -> int:
     """The one reminder of unfinished surveys (handlers/survey_timing.py)."""
-    with unit_of_work(engine) as session:
-        return survey_timing.remind_due(session, services, now=now)
+    return _page_by_page(engine, lambda session: survey_timing.remind_page(session, services, now=now))
 
 
 def check_in(engine: Engine, services: Services, *, now: datetime) -> int:
     """Check-ins with customers who went quiet (handlers/checkins.py)."""
-    with unit_of_work(engine) as session:
-        return checkins.run_due(session, services, now=now)
+    return _page_by_page(engine, lambda session: checkins.run_page(session, services, now=now))
 
 
 def sweep(engine: Engine, services: Services, *, now: datetime) -> int:

@@ -89,17 +89,13 @@ def rhythm_of(services: Services, customer: Customer) -> Rhythm:
     return services.settings.contact_policy.rhythm(timedelta(seconds=gap) if gap is not None else None)
 
 
-def run_due(session: Session, services: Services, *, now: datetime) -> int:
-    """Look at every customer whose check-in time has come; return how many check-ins were queued."""
+def run_page(session: Session, services: Services, *, now: datetime) -> tuple[int, bool]:
+    """Look at one page of customers whose check-in time has come; return (check-ins queued, whether a
+    full page was claimed: more may be due). The caller commits each page (bot/jobs.py)."""
     texts = checkin_texts(services)
-    queued = 0
-    while True:
-        rows = _claim(session, now=now)
-        for customer, user in rows:
-            queued += _consider(session, services, texts, customer, user, now=now)
-        session.flush()
-        if len(rows) < _BATCH:
-            return queued
+    rows = _claim(session, now=now)
+    queued = sum(_consider(session, services, texts, customer, user, now=now) for customer, user in rows)
+    return queued, len(rows) == _BATCH
 
 
 def _claim(session: Session, *, now: datetime) -> Sequence[tuple[Customer, TelegramUser | None]]:

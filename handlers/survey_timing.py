@@ -1,8 +1,9 @@
 """What the sweep does to surveys nobody finished: one reminder, then expiry.
 
 The due times are columns of the survey (``reminder_due_at``, ``expires_at``, set when it is first asked),
-claimed ``FOR UPDATE SKIP LOCKED``, and what was done is stamped in the same transaction as the messages
-it queues: a restart or a second replica neither loses nor repeats a reminder. A reminder is unprompted,
+claimed a page at a time ``FOR UPDATE SKIP LOCKED``, and what was done is stamped in the same transaction
+as the messages it queues (one transaction per page, so a morning's backlog never holds SQLite's write
+lock for long): a restart or a second replica neither loses nor repeats a reminder. A reminder is unprompted,
 so the contact rules (surveys/contact_rules.py) decide it: quiet hours and the weekly cap postpone it
 (its due time moves), /stop or an unreachable chat skip it; every decision is stored with its reason
 (storage/contacts.py).
@@ -44,25 +45,21 @@ def _claim(
     ).all()
 
 
-def expire_due(session: Session, services: Services, *, now: datetime) -> int:
-    """Close every open survey whose SURVEY_EXPIRES_AFTER has passed: unanswered, buttons removed.
+def expire_page(session: Session, services: Services, *, now: datetime) -> tuple[int, bool]:
+    """Close one page of open surveys whose SURVEY_EXPIRES_AFTER has passed: unanswered, buttons removed;
+    return (messages queued, whether a full page was claimed: more may be due).
 
     An expired survey still counts as sent for the response rate; a later press on it gets a friendly
     answer and records nothing (handlers/customer_survey.py).
     """
-    queued = 0
-    while True:
-        rows = _claim(
-            session,
-            col(SurveyDelivery.status).in_(_OPEN),
-            col(SurveyDelivery.expires_at) <= now,
-            order=col(SurveyDelivery.expires_at),
-        )
-        for delivery, _, user in rows:
-            queued += _expire(session, delivery, user, now=now)
-        session.flush()
-        if len(rows) < _BATCH:
-            return queued
+    rows = _claim(
+        session,
+        col(SurveyDelivery.status).in_(_OPEN),
+        col(SurveyDelivery.expires_at) <= now,
+        order=col(SurveyDelivery.expires_at),
+    )
+    queued = sum(_expire(session, delivery, user, now=now) for delivery, _, user in rows)
+    return queued, len(rows) == _BATCH
 
 
 def _expire(session: Session, delivery: SurveyDelivery, user: TelegramUser | None, *, now: datetime) -> int:
@@ -80,21 +77,19 @@ def _expire(session: Session, delivery: SurveyDelivery, user: TelegramUser | Non
     return 1
 
 
-def remind_due(session: Session, services: Services, *, now: datetime) -> int:
-    """Send the one reminder of every survey whose REMINDER_AFTER has passed, if the rules allow it now."""
-    queued = 0
-    while True:
-        rows = _claim(
-            session,
-            col(SurveyDelivery.status) == DeliveryStatus.ACTIVE.value,
-            col(SurveyDelivery.reminder_due_at) <= now,
-            order=col(SurveyDelivery.reminder_due_at),
-        )
-        for delivery, customer, user in rows:
-            queued += _remind(session, services, delivery, customer, user, now=now)
-        session.flush()
-        if len(rows) < _BATCH:
-            return queued
+def remind_page(session: Session, services: Services, *, now: datetime) -> tuple[int, bool]:
+    """Send the one reminder of a page of surveys whose REMINDER_AFTER has passed, if the rules allow it
+    now; return (messages queued, whether a full page was claimed)."""
+    rows = _claim(
+        session,
+        col(SurveyDelivery.status) == DeliveryStatus.ACTIVE.value,
+        col(SurveyDelivery.reminder_due_at) <= now,
+        order=col(SurveyDelivery.reminder_due_at),
+    )
+    queued = sum(
+        _remind(session, services, delivery, customer, user, now=now) for delivery, customer, user in rows
+    )
+    return queued, len(rows) == _BATCH
 
 
 def _remind(

@@ -241,7 +241,11 @@ class Case(SQLModel, table=True):
     """
 
     __tablename__ = "cases"
-    __table_args__ = (sa.Index("ix_cases_status_opened", "status", "opened_at"),)
+    __table_args__ = (
+        sa.Index("ix_cases_status_opened", "status", "opened_at"),
+        # The sweep's recovery question: resolved, not asked yet, resolved long enough ago (0009).
+        sa.Index("ix_cases_status_recovery", "status", "recovery_asked_at", "resolved_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customers.id", index=True)
@@ -273,7 +277,7 @@ class Case(SQLModel, table=True):
     """Their answer: solved or not; None while unanswered."""
     recovery_answered_at: datetime | None = _ts(nullable=True)
     card_version: int = Field(default=0)
-    card_stale: bool = Field(default=False)
+    card_stale: bool = Field(default=False, index=True)
     """The card changed while its message was on its way; the sweep edits it once it has an id."""
     card_message_key: str | None = Field(default=None, max_length=64, index=True)
     """The outbox key of the message that shows this case when it shares one with other cases (a burst

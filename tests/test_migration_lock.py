@@ -30,7 +30,7 @@ class TestMigrationLock:
         finally:
             for engine in engines:
                 engine.dispose()
-        assert revisions == ["0008"] * PROCESSES
+        assert revisions == ["0009"] * PROCESSES
 
     def test_the_lock_key_is_a_fixed_signed_64_bit_number(self) -> None:
         """The key is derived from its name alone, so every process and every version uses the same one."""

@@ -23,7 +23,7 @@ class TestMigrations:
     def test_upgrade_is_idempotent(self, engine: Engine) -> None:
         """Running the migrations again (every start does) changes nothing."""
         upgrade_database(engine)
-        assert current_revision(engine) == "0008"
+        assert current_revision(engine) == "0009"
 
 
 class TestCheckinBackfill:
