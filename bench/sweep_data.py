@@ -424,7 +424,11 @@ def load(engine: Engine, shop: Shop) -> dict[str, int]:
         cursor = raw.cursor()
         if sqlite:
             cursor.execute("PRAGMA synchronous=OFF")
+            cursor.execute("PRAGMA foreign_keys=OFF")  # the rows are consistent by construction
+            cursor.execute("PRAGMA cache_size=-1000000")  # 1 GB: index inserts at random keys stay in memory
         for tables in shop.chunks():
+            if sqlite:
+                cursor.execute("BEGIN")  # the engine's connections are in autocommit mode (storage/db.py)
             for table in ORDER:
                 rows = tables.rows.get(table, [])
                 if not rows:

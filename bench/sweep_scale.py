@@ -62,7 +62,7 @@ from surveys.texts import load_catalogue
 MORNING = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 """Thursday 3 December 2026, 09:00 in Berlin: the end of the quiet hours."""
 TARGET_SECONDS = 1.0
-LARGE_TABLE_ROWS = 10_000
+LARGE_TABLE_ROWS = 100_000
 """A plan that reads a whole table of at least this many rows is a failure."""
 
 
@@ -279,6 +279,8 @@ def measure(console: Console, kind: str, customers: int, args: argparse.Namespac
             plans: dict[str, list[str]] = {}
             full: list[str] = []
             for tick in range(1, args.ticks + 1):
+                if tick == 1:
+                    log.selects.clear()  # the plans of a regular sweep, with its parameters
                 regular.append(run_sweep(f"regular {tick}", sweep, log, MORNING + tick * interval))
                 if tick == 1:
                     plans, full = explain(engine, dict(log.selects))

@@ -13,14 +13,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from handlers import case_followups as followups
 from handlers import cases, checkins, conversation, survey_timing
 from handlers.services import Services
-from storage import contacts
+from storage import claims, contacts
 from storage.db import unit_of_work
 from storage.models import Customer, DeliveryStatus, SurveyDelivery, TelegramUser
 from surveys.contact_rules import ContactKind, ContactReason, decide
@@ -35,10 +34,8 @@ def start_due_surveys(engine: Engine, services: Services, *, now: datetime) -> i
     asked = 0
     while True:
         with unit_of_work(engine) as session:
-            rows = session.exec(
-                select(SurveyDelivery, Customer, TelegramUser)
-                .join(Customer, sa.and_(col(Customer.id) == SurveyDelivery.customer_id))
-                .outerjoin(TelegramUser, sa.and_(col(TelegramUser.id) == Customer.telegram_user_id))
+            due = session.exec(
+                select(SurveyDelivery)
                 .where(
                     col(SurveyDelivery.status).in_(
                         [DeliveryStatus.SCHEDULED.value, DeliveryStatus.REQUESTED.value]
@@ -47,8 +44,9 @@ def start_due_surveys(engine: Engine, services: Services, *, now: datetime) -> i
                 .where(SurveyDelivery.due_at <= now)
                 .order_by(col(SurveyDelivery.due_at), col(SurveyDelivery.id))
                 .limit(_SWEEP_BATCH)
-                .with_for_update(of=SurveyDelivery, skip_locked=True)
+                .with_for_update(skip_locked=True)
             ).all()
+            rows = claims.customers_of(session, due)
             for delivery, customer, user in rows:
                 if delivery.survey_id not in services.surveys:
                     log.error(

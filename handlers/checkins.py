@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from handlers import cases as cases_flow
 from handlers import conversation
 from handlers.services import Services
-from storage import contacts, outbox
+from storage import claims, contacts, outbox
 from storage.models import Case, Checkin, CheckinAnswer, Customer, TelegramUser
 from storage.outbox import KIND_CHECKIN, OutboundCall
 from surveys.contact_rules import ContactDecision, ContactKind, ContactReason, decide
@@ -38,7 +36,7 @@ from surveys.silence import Rhythm
 log = logging.getLogger(__name__)
 
 CHECKIN_PREFIX = "ci"
-_BATCH = 500
+_BATCH = 200  # one transaction per page: short enough that answers never wait long for SQLite
 _MAX_ID_DIGITS = 18
 
 
@@ -98,15 +96,15 @@ def run_page(session: Session, services: Services, *, now: datetime) -> tuple[in
     return queued, len(rows) == _BATCH
 
 
-def _claim(session: Session, *, now: datetime) -> Sequence[tuple[Customer, TelegramUser | None]]:
-    return session.exec(
-        select(Customer, TelegramUser)
-        .outerjoin(TelegramUser, sa.and_(col(TelegramUser.id) == Customer.telegram_user_id))
+def _claim(session: Session, *, now: datetime) -> list[tuple[Customer, TelegramUser | None]]:
+    customers = session.exec(
+        select(Customer)
         .where(col(Customer.checkin_due_at) <= now)
         .order_by(col(Customer.checkin_due_at), col(Customer.id))
         .limit(_BATCH)
-        .with_for_update(of=Customer, skip_locked=True)
+        .with_for_update(skip_locked=True)
     ).all()
+    return claims.users_of(session, customers)
 
 
 def _consider(

@@ -11,7 +11,6 @@ so the contact rules (surveys/contact_rules.py) decide it: quiet hours and the w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -21,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from handlers import conversation
 from handlers.services import Services
-from storage import contacts, outbox
+from storage import claims, contacts, outbox
 from storage.models import Customer, DeliveryStatus, SurveyDelivery, TelegramUser
 from storage.outbox import KIND_CLOSED, OutboundCall
 from surveys.contact_rules import ContactDecision, ContactKind, ContactReason, decide
@@ -33,16 +32,15 @@ _OPEN = (DeliveryStatus.ACTIVE.value, DeliveryStatus.AWAITING_CONTACT.value)
 
 def _claim(
     session: Session, *conditions: sa.ColumnElement[bool], order: Any
-) -> Sequence[tuple[SurveyDelivery, Customer, TelegramUser | None]]:
-    return session.exec(
-        select(SurveyDelivery, Customer, TelegramUser)
-        .join(Customer, sa.and_(col(Customer.id) == SurveyDelivery.customer_id))
-        .outerjoin(TelegramUser, sa.and_(col(TelegramUser.id) == Customer.telegram_user_id))
+) -> list[tuple[SurveyDelivery, Customer, TelegramUser | None]]:
+    deliveries = session.exec(
+        select(SurveyDelivery)
         .where(*conditions)
         .order_by(order, col(SurveyDelivery.id))
         .limit(_BATCH)
-        .with_for_update(of=SurveyDelivery, skip_locked=True)
+        .with_for_update(skip_locked=True)
     ).all()
+    return claims.customers_of(session, deliveries)
 
 
 def expire_page(session: Session, services: Services, *, now: datetime) -> tuple[int, bool]:
