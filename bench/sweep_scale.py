@@ -15,8 +15,10 @@ sweep (``bot.jobs.sweep``, the function the scheduler calls, with the shipped en
 
 For each: the wall time, what it queued, the statements it ran, and the process's peak resident memory
 during the sweep above what it held before (Linux ``VmHWM``, reset before each sweep). With ``--explain``
-the query plan of every distinct SELECT of a regular sweep is printed; without it, only the plans that
-read a whole table are named. Nothing is sent: the sweep writes the outbox, which the sender drains at
+the query plan of every distinct SELECT of a regular sweep is printed (on PostgreSQL with ANALYZE and
+BUFFERS, run with that sweep's parameters after it); without it, only the plans that read a whole table,
+or (PostgreSQL) filter away more than 10,000 rows, are named, and the three slowest statements of a
+regular and of the idle sweep. Nothing is sent: the sweep writes the outbox, which the sender drains at
 Telegram's pace (bench/delivery.py measures that).
 
 Exit status: 0 when every check passed (every regular sweep under 1 s and no plan reads a whole large
@@ -64,6 +66,9 @@ MORNING = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 TARGET_SECONDS = 1.0
 LARGE_TABLE_ROWS = 100_000
 """A plan that reads a whole table of at least this many rows is a failure."""
+FILTERED_ROWS = 10_000
+"""So is a PostgreSQL plan that reads this many rows only to filter them away (an index walked in the
+wrong order)."""
 
 
 @dataclass
@@ -76,6 +81,7 @@ class SweepRun:
     statements: int
     rss_peak_mib: float | None
     heap_peak_mib: float | None = None
+    slowest: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -137,15 +143,19 @@ def describe(settings: Settings) -> str:
 
 
 class StatementLog:
-    """The statements an engine runs while recording: counted, and the SELECTs kept for EXPLAIN."""
+    """The statements an engine runs while recording: counted and timed, and the SELECTs kept for
+    EXPLAIN."""
 
     def __init__(self, engine: Engine) -> None:
         self.recording = False
         self.count = 0
         self.selects: dict[str, Any] = {}
-        event.listen(engine, "before_cursor_execute", self._seen)
+        self.seconds: dict[str, float] = {}
+        self._started = 0.0
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
 
-    def _seen(
+    def _before(
         self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
         if not self.recording:
@@ -153,14 +163,26 @@ class StatementLog:
         self.count += 1
         if statement.lstrip().upper().startswith("SELECT"):
             self.selects.setdefault(statement, parameters)
+        self._started = time.perf_counter()
+
+    def _after(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if self.recording:
+            key = _short(statement)
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - self._started
 
     @contextmanager
     def recorded(self) -> Iterator[None]:
-        self.count, self.recording = 0, True
+        self.count, self.recording, self.seconds = 0, True, {}
         try:
             yield
         finally:
             self.recording = False
+
+    def slowest(self, count: int = 3) -> list[tuple[str, float]]:
+        """The statements that took longest in the last recording (summed over their runs)."""
+        return sorted(self.seconds.items(), key=lambda item: -item[1])[:count]
 
 
 def _rss_mib(field_name: str) -> float | None:
@@ -200,7 +222,7 @@ def run_sweep(
         tracemalloc.stop()
     peak = _rss_mib("VmHWM")
     rss = peak - before if can_reset and peak is not None and before is not None else None
-    return SweepRun(label, seconds, queued, log.count, rss, heap)
+    return SweepRun(label, seconds, queued, log.count, rss, heap, log.slowest())
 
 
 def explain(engine: Engine, statements: dict[str, Any]) -> tuple[dict[str, list[str]], list[str]]:
@@ -213,13 +235,14 @@ def explain(engine: Engine, statements: dict[str, Any]) -> tuple[dict[str, list[
     try:
         cursor = raw.cursor()
         for statement, parameters in statements.items():
-            prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+            prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN (ANALYZE, BUFFERS) "
             cursor.execute(prefix + statement, parameters)
             lines = [str(row[-1] if sqlite else row[0]) for row in cursor.fetchall()]
             plans[statement] = lines
             for line in lines:
                 table = _scanned_table(line, sqlite=sqlite)
-                if table is not None and sizes.get(table, 0) >= LARGE_TABLE_ROWS:
+                whole = table is not None and sizes.get(table, 0) >= LARGE_TABLE_ROWS
+                if whole or _filtered_away(line) >= FILTERED_ROWS:  # or an index walked far past its rows
                     full.append(f"{_short(statement)}: {line.strip()}")
         raw.rollback()
     finally:
@@ -235,6 +258,12 @@ def _scanned_table(line: str, *, sqlite: bool) -> str | None:
     if "Seq" in words and "Scan" in words and "on" in words:
         return words[words.index("on") + 1]
     return None
+
+
+def _filtered_away(line: str) -> int:
+    """PostgreSQL's "Rows Removed by Filter: N" (EXPLAIN ANALYZE), or 0."""
+    _, found, count = line.partition("Rows Removed by Filter:")
+    return int(count.split()[0]) if found and count.split() else 0
 
 
 def _short(statement: str) -> str:
@@ -339,6 +368,10 @@ def report(console: Console, results: list[ScaleResult], *, explain_all: bool) -
                 console.print(f"  {_short(statement)}", markup=False)
                 for line in lines:
                     console.print(f"      {line}", markup=False)
+        for run in (result.regular[len(result.regular) // 2], result.idle):
+            where = "; ".join(f"{ms * 1000:.0f} ms {text}" for text, ms in run.slowest)
+            label = f"{result.database} {result.customers:,} {run.label}"
+            console.print(f"{label}, slowest: {where}", markup=False)
         scans = ", ".join(result.full_scans) if result.full_scans else "none"
         console.print(
             f"{result.database} {result.customers:,}: {len(result.plans)} distinct SELECTs; "

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from handlers import case_followups as followups
 from handlers import cases, checkins, conversation, survey_timing
@@ -34,18 +34,14 @@ def start_due_surveys(engine: Engine, services: Services, *, now: datetime) -> i
     asked = 0
     while True:
         with unit_of_work(engine) as session:
-            due = session.exec(
-                select(SurveyDelivery)
-                .where(
-                    col(SurveyDelivery.status).in_(
-                        [DeliveryStatus.SCHEDULED.value, DeliveryStatus.REQUESTED.value]
-                    )
-                )
-                .where(SurveyDelivery.due_at <= now)
-                .order_by(col(SurveyDelivery.due_at), col(SurveyDelivery.id))
-                .limit(_SWEEP_BATCH)
-                .with_for_update(skip_locked=True)
-            ).all()
+            due = claims.due_deliveries(
+                session,
+                # asked for by opening the bot first: they answer what the customer just did
+                statuses=(DeliveryStatus.REQUESTED.value, DeliveryStatus.SCHEDULED.value),
+                due=col(SurveyDelivery.due_at),
+                now=now,
+                limit=_SWEEP_BATCH,
+            )
             rows = claims.customers_of(session, due)
             for delivery, customer, user in rows:
                 if delivery.survey_id not in services.surveys:

@@ -11,12 +11,12 @@ so the contact rules (surveys/contact_rules.py) decide it: quiet hours and the w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from handlers import conversation
 from handlers.services import Services
@@ -31,15 +31,9 @@ _OPEN = (DeliveryStatus.ACTIVE.value, DeliveryStatus.AWAITING_CONTACT.value)
 
 
 def _claim(
-    session: Session, *conditions: sa.ColumnElement[bool], order: Any
+    session: Session, statuses: Sequence[str], due: Any, *, now: datetime
 ) -> list[tuple[SurveyDelivery, Customer, TelegramUser | None]]:
-    deliveries = session.exec(
-        select(SurveyDelivery)
-        .where(*conditions)
-        .order_by(order, col(SurveyDelivery.id))
-        .limit(_BATCH)
-        .with_for_update(skip_locked=True)
-    ).all()
+    deliveries = claims.due_deliveries(session, statuses=statuses, due=due, now=now, limit=_BATCH)
     return claims.customers_of(session, deliveries)
 
 
@@ -50,12 +44,7 @@ def expire_page(session: Session, services: Services, *, now: datetime) -> tuple
     An expired survey still counts as sent for the response rate; a later press on it gets a friendly
     answer and records nothing (handlers/customer_survey.py).
     """
-    rows = _claim(
-        session,
-        col(SurveyDelivery.status).in_(_OPEN),
-        col(SurveyDelivery.expires_at) <= now,
-        order=col(SurveyDelivery.expires_at),
-    )
+    rows = _claim(session, _OPEN, col(SurveyDelivery.expires_at), now=now)
     queued = sum(_expire(session, delivery, user, now=now) for delivery, _, user in rows)
     return queued, len(rows) == _BATCH
 
@@ -78,12 +67,7 @@ def _expire(session: Session, delivery: SurveyDelivery, user: TelegramUser | Non
 def remind_page(session: Session, services: Services, *, now: datetime) -> tuple[int, bool]:
     """Send the one reminder of a page of surveys whose REMINDER_AFTER has passed, if the rules allow it
     now; return (messages queued, whether a full page was claimed)."""
-    rows = _claim(
-        session,
-        col(SurveyDelivery.status) == DeliveryStatus.ACTIVE.value,
-        col(SurveyDelivery.reminder_due_at) <= now,
-        order=col(SurveyDelivery.reminder_due_at),
-    )
+    rows = _claim(session, (DeliveryStatus.ACTIVE.value,), col(SurveyDelivery.reminder_due_at), now=now)
     queued = sum(
         _remind(session, services, delivery, customer, user, now=now) for delivery, customer, user in rows
     )
