@@ -12,7 +12,7 @@ from telegram import User
 from handlers import conversation, messages
 from handlers.context import UpdateWork
 from handlers.services import Services
-from storage import outbox, preload
+from storage import outbox, preload, telegram_users
 from storage.models import (
     Customer,
     DeliveryStatus,
@@ -47,18 +47,13 @@ def touch_user(
     else:
         row = session.exec(_USER_BY_ID, params={"user_id": user.id}).first()
     if row is None:
-        row = TelegramUser(
-            id=user.id,
-            first_name=user.first_name[:256],
-            language_code=user.language_code,
-            created_at=work.now,
-            last_seen_at=work.now,
+        # Insert-or-ignore: the purchase API may be creating the same row this moment
+        # (storage/telegram_users.py); a row it made is brought up to date below.
+        row = telegram_users.ensure(
+            session, user.id, now=work.now, first_name=user.first_name, language_code=user.language_code
         )
-        session.add(row)
-        session.flush()
         if group is not None:
             group.users[user.id] = row
-        return row
     changed = False
     if user.language_code and user.language_code != row.language_code:
         row.language_code = user.language_code

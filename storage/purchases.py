@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage import contacts
+from storage import contacts, telegram_users
 from storage.models import (
     ContactEvent,
     Customer,
@@ -219,8 +219,7 @@ def _upsert_customer(session: Session, report: PurchaseReport) -> Customer:
         customer.time_zone = report.time_zone
     if report.telegram_user_id is not None:
         if session.get(TelegramUser, report.telegram_user_id) is None:
-            session.add(TelegramUser(id=report.telegram_user_id))
-            session.flush()
+            telegram_users.ensure(session, report.telegram_user_id, now=utcnow())
         customer.telegram_user_id = report.telegram_user_id
     session.add(customer)
     session.flush()
