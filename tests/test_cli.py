@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.migrate import head_revision
 from tests.e2e import TOKEN
 from tests.fakes.bot_api_server import FakeBotApiThread
 
@@ -139,7 +140,7 @@ class TestDatabase:
         assert first.returncode == 0, first.stderr
         second = run_cli("db", "upgrade", cwd=tmp_path, env=env)
         assert second.returncode == 0
-        assert "revision 0008" in second.stderr
+        assert f"revision {head_revision()}" in second.stderr
 
 
 class TestWhy:

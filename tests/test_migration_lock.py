@@ -8,7 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy.engine import Engine
 
 from storage.db import create_db_engine
-from storage.migrate import MIGRATION_LOCK_KEY, advisory_lock_key, current_revision, upgrade_database
+from storage.migrate import (
+    MIGRATION_LOCK_KEY,
+    advisory_lock_key,
+    current_revision,
+    head_revision,
+    upgrade_database,
+)
 
 PROCESSES = 3
 
@@ -30,7 +36,7 @@ class TestMigrationLock:
         finally:
             for engine in engines:
                 engine.dispose()
-        assert revisions == ["0009"] * PROCESSES
+        assert revisions == [head_revision()] * PROCESSES
 
     def test_the_lock_key_is_a_fixed_signed_64_bit_number(self) -> None:
         """The key is derived from its name alone, so every process and every version uses the same one."""
