@@ -21,7 +21,7 @@ from handlers import cases, checkins, conversation, survey_timing
 from handlers.services import Services
 from storage import claims, contacts
 from storage.db import unit_of_work
-from storage.models import Customer, DeliveryStatus, SurveyDelivery, TelegramUser
+from storage.models import ContactEvent, Customer, DeliveryStatus, SurveyDelivery, TelegramUser
 from surveys.contact_rules import ContactKind, ContactReason, decide
 
 log = logging.getLogger(__name__)
@@ -31,44 +31,48 @@ _SWEEP_BATCH = 200
 
 def start_due_surveys(engine: Engine, services: Services, *, now: datetime) -> int:
     """Open every survey that is due; return how many questions were queued."""
+    return _page_by_page(engine, lambda session: _start_due_page(session, services, now=now))
+
+
+def _start_due_page(session: Session, services: Services, *, now: datetime) -> tuple[int, bool]:
+    """Open one page of due surveys; return how many questions were queued and whether a page was full."""
+    due = claims.due_deliveries(
+        session,
+        # asked for by opening the bot first: they answer what the customer just did
+        statuses=(DeliveryStatus.REQUESTED.value, DeliveryStatus.SCHEDULED.value),
+        due=col(SurveyDelivery.due_at),
+        now=now,
+        limit=_SWEEP_BATCH,
+    )
+    rows = claims.customers_of(session, due)
     asked = 0
-    while True:
-        with unit_of_work(engine) as session:
-            due = claims.due_deliveries(
-                session,
-                # asked for by opening the bot first: they answer what the customer just did
-                statuses=(DeliveryStatus.REQUESTED.value, DeliveryStatus.SCHEDULED.value),
-                due=col(SurveyDelivery.due_at),
-                now=now,
-                limit=_SWEEP_BATCH,
-            )
-            rows = claims.customers_of(session, due)
-            for delivery, customer, user in rows:
-                if delivery.survey_id not in services.surveys:
-                    log.error(
-                        "delivery %s names unknown survey %r; leaving it", delivery.id, delivery.survey_id
-                    )
-                    delivery.status = DeliveryStatus.STOPPED.value
-                elif user is None or user.blocked_at is not None:
-                    delivery.status = DeliveryStatus.AWAITING_CONTACT.value
-                    if delivery.expires_at is None:  # unreachable surveys close on time too
-                        delivery.expires_at = now + services.settings.survey_expires_after
-                elif user.opted_out_at is not None:
-                    delivery.status = DeliveryStatus.STOPPED.value
-                elif _allowed(session, services, delivery, customer, user, now=now):
-                    conversation.start_survey(
-                        session,
-                        services,
-                        delivery=delivery,
-                        customer=customer,
-                        user=user,
-                        now=now,
-                        unprompted=delivery.status == DeliveryStatus.SCHEDULED.value,
-                    )
-                    asked += 1
-                session.add(delivery)
-        if len(rows) < _SWEEP_BATCH:
-            return asked
+    for delivery, customer, user in rows:
+        if delivery.survey_id not in services.surveys:
+            log.error("delivery %s names unknown survey %r; leaving it", delivery.id, delivery.survey_id)
+            delivery.status = DeliveryStatus.STOPPED.value
+        elif user is None or user.blocked_at is not None:
+            delivery.status = DeliveryStatus.AWAITING_CONTACT.value
+            if delivery.expires_at is None:  # unreachable surveys close on time too
+                delivery.expires_at = now + services.settings.survey_expires_after
+        elif user.opted_out_at is not None:
+            delivery.status = DeliveryStatus.STOPPED.value
+        else:
+            allowed, event = _allowed(session, services, delivery, customer, user, now=now)
+            if allowed:
+                key = conversation.start_survey(
+                    session,
+                    services,
+                    delivery=delivery,
+                    customer=customer,
+                    user=user,
+                    now=now,
+                    unprompted=delivery.status == DeliveryStatus.SCHEDULED.value,
+                )
+                if event is not None:
+                    contacts.sent_through(event, key)
+                asked += 1
+        session.add(delivery)
+    return asked, len(rows) >= _SWEEP_BATCH
 
 
 def _allowed(
@@ -79,8 +83,9 @@ def _allowed(
     user: TelegramUser,
     *,
     now: datetime,
-) -> bool:
-    """Whether a due survey may be asked now; otherwise it is skipped or moved, with the reason stored.
+) -> tuple[bool, ContactEvent | None]:
+    """Whether a due survey may be asked now, and the decision stored about it (none for a survey the
+    customer asked for); a survey that may not is skipped or moved, with the reason stored.
 
     One survey at a time and SURVEY_COOLDOWN always apply. A survey the customer asked for by opening
     the bot (``REQUESTED``) answers what they just did, so quiet hours and the weekly cap do not hold it.
@@ -100,16 +105,16 @@ def _allowed(
             explanation=f"skipped: the survey asked on {since} is still open (one survey at a time)",
         )
     if delivery.status == DeliveryStatus.REQUESTED.value and decision.skipped is None:
-        return True  # an answer to their /start, not an unprompted message: the weekly cap never counts it
-    contacts.record(session, decision, customer_id=customer_id, delivery_id=delivery_id, now=now)
+        return True, None  # an answer to their /start, not an unprompted message: the cap never counts it
+    event = contacts.record(session, decision, customer_id=customer_id, delivery_id=delivery_id, now=now)
     if decision.send_at is None:
         delivery.status = DeliveryStatus.SKIPPED.value
-        return False
+        return False, event
     if decision.send_at > now:
         delivery.status = DeliveryStatus.SCHEDULED.value
         delivery.due_at = decision.send_at
-        return False
-    return True
+        return False, event
+    return True, event
 
 
 def _id(value: int | None) -> int:

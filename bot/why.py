@@ -19,7 +19,15 @@ from bot.settings import Settings
 from handlers.checkins import last_activity
 from handlers.survey_timing import past_expiry
 from storage import contacts
-from storage.models import ContactEvent, Customer, DeliveryStatus, Purchase, SurveyDelivery, TelegramUser
+from storage.models import (
+    ContactEvent,
+    Customer,
+    DeliveryStatus,
+    OutboxMessage,
+    Purchase,
+    SurveyDelivery,
+    TelegramUser,
+)
 from surveys.contact_rules import ContactDecision, ContactKind, decide
 
 _RECENT_DECISIONS = 10
@@ -67,7 +75,8 @@ def explain(engine: Engine, settings: Settings, external_id: str, *, now: dateti
             .order_by(col(SurveyDelivery.id).desc())
         ).all()
         events = session.exec(
-            select(ContactEvent)
+            select(ContactEvent, OutboxMessage.sent_at)
+            .outerjoin(OutboxMessage, col(OutboxMessage.dedupe_key) == col(ContactEvent.outbox_key))
             .where(col(ContactEvent.customer_id) == customer.id)
             .order_by(col(ContactEvent.id).desc())
             .limit(_RECENT_DECISIONS)
@@ -101,7 +110,8 @@ def explain(engine: Engine, settings: Settings, external_id: str, *, now: dateti
         f"{at(event.at)} {event.kind} {event.outcome}"
         + (f" ({event.reason})" if event.reason else "")
         + (f": {event.detail}" if event.detail else "")
-        for event in events
+        + (f"; went out {at(sent_at)}" if sent_at is not None and at(sent_at) != at(event.at) else "")
+        for event, sent_at in events
     ]
     planned = _planned(rows)
     checkin = _checkin(settings, customer, user, at=at)

@@ -138,7 +138,7 @@ def _consider(
     still_open = contacts.open_survey(session, customer_id=customer_id, other_than=0)
     if decision.send_at is not None and still_open is not None:
         decision = _after_open_survey(decision, still_open.expires_at or now + rhythm.silent_after)
-    contacts.record(session, decision, customer_id=customer_id, delivery_id=None, now=now)
+    event = contacts.record(session, decision, customer_id=customer_id, delivery_id=None, now=now)
     if decision.skipped is ContactReason.PAUSED and user is not None and user.paused_until is not None:
         customer.checkin_due_at = user.paused_until  # still silent when the pause ends: ask then
         return 0
@@ -152,7 +152,8 @@ def _consider(
     if user is None:  # decide() skips unreachable customers; this keeps mypy and a future change honest
         customer.checkin_due_at = None
         return 0
-    _send(session, services, texts, customer, user, silent_since=activity, now=now)
+    key = _send(session, services, texts, customer, user, silent_since=activity, now=now)
+    contacts.sent_through(event, key)
     customer.checkin_done_at = now
     customer.checkin_due_at = now + rhythm.silent_after
     return 1
@@ -177,7 +178,8 @@ def _send(
     *,
     silent_since: datetime,
     now: datetime,
-) -> None:
+) -> str:
+    """Queue the check-in message; return its outbox key."""
     lang = conversation.customer_language(services, customer, user)
     checkin = Checkin(customer_id=_id(customer.id), silent_since=silent_since, sent_at=now, language=lang)
     session.add(checkin)
@@ -198,9 +200,9 @@ def _send(
         "reply_markup": {"inline_keyboard": keyboard},
         outbox.UNPROMPTED: conversation.unprompted_flag(customer),
     }
-    outbox.enqueue(
-        session, OutboundCall(checkin_key(checkin_id), KIND_CHECKIN, "sendMessage", user.id, payload), now=now
-    )
+    key = checkin_key(checkin_id)
+    outbox.enqueue(session, OutboundCall(key, KIND_CHECKIN, "sendMessage", user.id, payload), now=now)
+    return key
 
 
 def answered_payload(

@@ -81,9 +81,9 @@ def ask_question(
     after: AnsweredInPlace | None = None,
     intro: str | None = None,
     unprompted: bool | str = False,
-) -> None:
+) -> str:
     """Make ``question`` the open one and queue the message that asks it (``intro`` above it: the
-    reminder's line)."""
+    reminder's line); return the queued message's outbox key."""
     survey = services.survey(delivery.survey_id)
     lang = services.language(delivery.language)
     delivery.current_question_id = question.id
@@ -102,7 +102,9 @@ def ask_question(
     )
     if unprompted:
         payload[outbox.UNPROMPTED] = unprompted
-    _queue_step(session, question_key(delivery, question.id), KIND_QUESTION, delivery, payload, after, now)
+    key = question_key(delivery, question.id)
+    _queue_step(session, key, KIND_QUESTION, delivery, payload, after, now)
+    return key
 
 
 _PROGRESS_COLUMNS = ("status", "current_question_id", "ask_seq", "nps_score", "nps_category", "completed_at")
@@ -154,9 +156,10 @@ def start_survey(
     user: TelegramUser,
     now: datetime,
     unprompted: bool = False,
-) -> None:
+) -> str | None:
     """Open a due survey: fix its language and ask the first (or the still open) question
-    (``unprompted``: the sweep asks it, not the customer's own /start)."""
+    (``unprompted``: the sweep asks it, not the customer's own /start); return the outbox key of the
+    question's message (None: nothing was left to ask, and the survey completed)."""
     survey = services.survey(delivery.survey_id)
     if delivery.language is None:
         delivery.language = customer_language(services, customer, user)
@@ -167,8 +170,8 @@ def start_survey(
     question = next_question(survey, answers)
     if question is None:
         _complete(session, services, delivery=delivery, chat_id=user.id, now=now)
-        return
-    ask_question(
+        return None
+    return ask_question(
         session,
         services,
         delivery=delivery,

@@ -89,7 +89,7 @@ def _remind(
     expires_at = delivery.expires_at
     if decision.send_at is not None and expires_at is not None and decision.send_at >= expires_at:
         decision = past_expiry(decision, expires_at)
-    contacts.record(session, decision, customer_id=customer_id, delivery_id=delivery.id, now=now)
+    event = contacts.record(session, decision, customer_id=customer_id, delivery_id=delivery.id, now=now)
     session.add(delivery)
     if decision.send_at is None:
         delivery.reminder_due_at = None
@@ -108,7 +108,7 @@ def _remind(
     old_message_id = outbox.message_id_of(session, old_key)
     outbox.cancel_delivery(session, _id(delivery.id), kinds=(outbox.KIND_QUESTION,))
     intro = services.text(lang, "survey_reminder")
-    conversation.ask_question(
+    key = conversation.ask_question(
         session,
         services,
         delivery=delivery,
@@ -118,6 +118,7 @@ def _remind(
         intro=intro,
         unprompted=conversation.unprompted_flag(customer),
     )
+    contacts.sent_through(event, key)
     if old_message_id is not None:
         _take_buttons_off(session, f"reminded:{old_key}", user.id, old_message_id, delivery, now=now)
     return 1

@@ -331,6 +331,9 @@ class ContactEvent(SQLModel, table=True):
     at: datetime = _ts()
     planned_for: datetime | None = _ts(nullable=True)
     detail: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    # The message a "sent" decision queued: its row's ``sent_at`` (the sender's clock once Telegram took it)
+    # is what the weekly cap counts, not ``at``: retries and the morning after quiet hours lie between.
+    outbox_key: str | None = Field(default=None, max_length=128)
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -7,10 +7,13 @@ tests/test_contact_rules.py.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from storage.models import DeliveryStatus
+from sqlmodel import Session, func, select
+
+from storage.models import DeliveryStatus, OutboxMessage
+from storage.outbox import KIND_QUESTION
 from tests.e2e import MovableClock, RunningBot, local_time, running_bot
 from tests.fakes.bot_api_server import FakeUser
 
@@ -137,6 +140,82 @@ class TestRulesAgainAtSendTime:
             clock.move_to(local_time(evening + timedelta(hours=12), BERLIN, 9, 0))
             env.bot.sender.wake()
             await env.api.wait_until(lambda: _questions_delivered(env) == 1)
+
+
+class TestRulesCountSendTimes:
+    """The weekly cap and SURVEY_COOLDOWN count a message from when it reached the customer: its send
+    can lie well after its decision (here: an hour of 500s), and the customer counts what they receive."""
+
+    async def test_the_weekly_cap_counts_the_first_survey_from_when_it_went_out(
+        self, database_url: str
+    ) -> None:
+        """MAX_PROACTIVE_PER_WEEK=1: a survey decided 7 days 30 minutes after the first one was decided,
+        but only 6 days 23:30 after it went out, waits until 7 days after that send."""
+        clock = MovableClock()
+        async with running_bot(
+            database_url,
+            clock=clock,
+            max_proactive_per_week=1,
+            survey_cooldown="1d",
+            survey_expires_after="3d",
+        ) as env:
+            decided = clock.now
+            sent = await _first_survey_sent_late(env, clock, late=timedelta(hours=1))
+            clock.move_to(decided + timedelta(days=7, minutes=30))
+            await _settle(env)
+            await env.report_purchase(order_id="S-2", customer_id=f"cust-{ANNA.id}", telegram_user_id=ANNA.id)
+            await _settle(env)
+            assert env.contact_log()[-1] == ("survey", "postponed", "weekly_cap")
+            second = max(env.deliveries(), key=lambda d: d.id or 0)
+            assert second.status == DeliveryStatus.SCHEDULED.value
+            assert second.due_at == sent + timedelta(days=7)
+            clock.move_to(sent + timedelta(days=7, seconds=1))
+            await _settle(env)
+            await env.api.wait_until(lambda: _questions_delivered(env) == 2)
+
+    async def test_the_cooldown_counts_the_last_survey_from_when_it_went_out(self, database_url: str) -> None:
+        """SURVEY_COOLDOWN=7d: an order 7 days 30 minutes after the first survey was decided, but within
+        7 days of it going out, gets no survey; one after 7 days from the send does."""
+        clock = MovableClock()
+        async with running_bot(
+            database_url, clock=clock, survey_cooldown="7d", survey_expires_after="3d"
+        ) as env:
+            decided = clock.now
+            sent = await _first_survey_sent_late(env, clock, late=timedelta(hours=1))
+            clock.move_to(decided + timedelta(days=7, minutes=30))
+            await _settle(env)
+            await env.report_purchase(order_id="S-2", customer_id=f"cust-{ANNA.id}", telegram_user_id=ANNA.id)
+            await _settle(env)
+            assert env.contact_log()[-1] == ("survey", "skipped", "cooldown")
+            clock.move_to(sent + timedelta(days=7, seconds=1))
+            await env.report_purchase(order_id="S-3", customer_id=f"cust-{ANNA.id}", telegram_user_id=ANNA.id)
+            await _settle(env)
+            await env.api.wait_until(lambda: _questions_delivered(env) == 2)
+            assert env.contact_log()[-1] == ("survey", "sent", None)
+
+
+async def _first_survey_sent_late(env: RunningBot, clock: MovableClock, *, late: timedelta) -> datetime:
+    """Anna's first survey, decided now, whose question Telegram refuses (500) for ``late``; return when
+    the sender took it through (the row's ``sent_at``)."""
+    env.api.user_sends_text(ANNA, "/start")
+    await env.api.wait_for_message(ANNA.id)
+    env.api.fail_chat(ANNA.id, 500, "Internal Server Error")
+    await env.report_purchase(order_id="S-1", customer_id=f"cust-{ANNA.id}", telegram_user_id=ANNA.id)
+    await env.bot.sweep()
+    await env.api.wait_until(
+        lambda: any(r.status == 500 for r in env.api.requests_for("sendMessage")), timeout=10
+    )
+    clock.advance(late)
+    env.api.clear_failures(ANNA.id)
+    env.bot.sender.wake()
+    await env.api.wait_until(lambda: _questions_delivered(env) == 1)
+    await env.bot.sender.drain()
+    with Session(env.engine) as session:
+        sent = session.exec(
+            select(func.min(OutboxMessage.sent_at)).where(OutboxMessage.kind == KIND_QUESTION)
+        ).one()
+    assert sent is not None and sent >= clock.now - timedelta(minutes=1)
+    return sent
 
 
 def _questions_delivered(env: RunningBot) -> int:

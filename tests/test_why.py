@@ -17,7 +17,8 @@ from bot.settings import Settings
 from bot.why import Explanation, UnknownCustomer, explain
 from handlers.services import Services
 from storage.db import unit_of_work
-from storage.models import Customer, SurveyDelivery, TelegramUser
+from storage.models import Customer, OutboxMessage, SurveyDelivery, TelegramUser
+from storage.outbox import KIND_QUESTION
 from storage.purchases import record_purchase
 from surveys.loader import load_builtin_survey
 from surveys.purchase_report import PurchaseReport
@@ -102,6 +103,20 @@ class TestWhy:
         text = _text(_why(engine, settings, NOON + timedelta(days=1)))
         assert "survey skipped (cooldown)" in text
         assert "reminder #1 at 2026-12-04 12:00" in text  # what is next: the first survey's reminder
+
+    def test_a_survey_that_went_out_later_than_decided_says_when(self, engine: Engine) -> None:
+        """Decided at 12:00, its question held by retries until 14:00 (what the sender stores): the
+        decision line names both, and the cap counts 14:00."""
+        settings = _settings()
+        _purchase(engine, settings, "A-1", at=NOON)
+        jobs.start_due_surveys(engine, _services(settings), now=NOON)
+        with unit_of_work(engine) as session:
+            row = session.exec(select(OutboxMessage).where(OutboxMessage.kind == KIND_QUESTION)).one()
+            row.status, row.sent_at, row.sent_message_id = "sent", NOON + timedelta(hours=2), 1
+            session.add(row)
+        text = _text(_why(engine, settings, NOON + timedelta(hours=3)))
+        assert "2026-12-02 12:00 survey sent: sent as asked at 2026-12-02 12:00" in text
+        assert "; went out 2026-12-02 14:00" in text
 
     def test_the_weekly_cap_is_named_when_it_moves_the_reminder(self, engine: Engine) -> None:
         """MAX_PROACTIVE_PER_WEEK=1: the survey used the week; the reminder would wait past expiry."""
