@@ -1044,8 +1044,8 @@ def crowded_weeks(times: Sequence[datetime], cap: int) -> list[tuple[int, int]]:
 
 def check_weekly_cap(world: World) -> Rule:
     """At most MAX_PROACTIVE_PER_WEEK unprompted messages in any sliding 7 days, by the time they were
-    sent: what the customer sees. The bot counts its decisions (contact_events.at); a note says how the
-    same window looks by those."""
+    sent: what the customer sees, and what the bot counts (the outbox row a decision names); a note says
+    how the same windows look by the decision times (contact_events.at)."""
     cap = world.settings.max_proactive_per_week
     rule = Rule(f"2. weekly cap {cap} in any 7 days (by send time)", len(world.people), "customers")
     decided: dict[int, list[Decision]] = defaultdict(list)
@@ -1071,9 +1071,7 @@ def check_weekly_cap(world: World) -> Rule:
                 f" days): {sent}; decided (contact_events.at): {asked}"
             )
     by_decision = sum(len(crowded_weeks(sorted(e.at for e in events), cap)) for events in decided.values())
-    rule.notes.append(
-        f"by decision time (contact_events.at, what the bot counts): {by_decision} over the cap"
-    )
+    rule.notes.append(f"by decision time (contact_events.at): {by_decision} over the cap")
     if shortest is not None:
         rule.notes.append(f"the tightest window by send time: {cap + 1} messages within {exact(shortest)}")
     return rule
@@ -1092,8 +1090,8 @@ def first_questions(world: World) -> dict[int, datetime]:
 
 def check_cooldown(world: World) -> Rule:
     """No two surveys for one customer within SURVEY_COOLDOWN, by when their first questions were sent: a
-    regular buyer is not asked every week. The bot counts from ``started_at`` (its decision); a note says
-    how the same pairs look by those."""
+    regular buyer is not asked every week. The bot counts the same (its first question's ``sent_at``); a
+    note says how the pairs look by the decision times (``started_at``)."""
     cooldown = world.settings.survey_cooldown
     asked = first_questions(world)
     surveys = {survey.id: survey for survey in world.stored.surveys}
@@ -1116,7 +1114,7 @@ def check_cooldown(world: World) -> Rule:
                     f"({exact(cooldown - (later - earlier))} short); decided (started_at) "
                     + " and ".join(m.isoformat(timespec="milliseconds") if m else "–" for m in decided)
                 )
-    rule.notes.append(f"by decision time (started_at, what the bot counts): {by_decision} pairs too close")
+    rule.notes.append(f"by decision time (started_at): {by_decision} pairs too close")
     return rule
 
 
@@ -1337,16 +1335,27 @@ def check_nothing_lost(world: World, rejected: list[str]) -> Rule:
         if problem:
             problems.append(f"customer {survey.chat_id}: survey #{survey.id} ({survey.order_id}) {problem}")
     for person in world.people.values():
+        given: dict[tuple[int, str], list[tuple[datetime, str]]] = defaultdict(list)
+        for did in person.did:
+            if did.what == "survey_answer" and did.delivery_id is not None and did.question_id is not None:
+                given[(did.delivery_id, did.question_id)].append((did.at, (did.value or "").strip()))
         for did in person.did:
             if did.what != "survey_answer" or did.delivery_id is None or did.question_id is None:
                 continue
             got = stored.answers.get((did.delivery_id, did.question_id))
+            # Two answers to one question in the same moment (Skip pressed while the comment was sent):
+            # the bot keeps the one it handled first, and neither is lost.
+            together = {
+                value
+                for at, value in given[(did.delivery_id, did.question_id)]
+                if abs(at - did.at) <= PROCESSING_GRACE
+            }
             asked = surveys.get(did.delivery_id)
             # Too late is not lost: the survey had expired, or the customer had said /stop just before.
             expired = asked is not None and asked.expired_at is not None and asked.expired_at <= did.at
             stopped = asked is not None and asked.status == DeliveryStatus.STOPPED.value
             closed = expired or (stopped and _state_at(person, did.at + PROCESSING_GRACE) == "stopped")
-            if got != (did.value or "").strip() and not closed:
+            if got not in together and not closed:
                 around = [
                     f"{d.what}{'=' + d.value if d.value else ''} {d.at.isoformat(timespec='seconds')}"
                     for d in person.did
