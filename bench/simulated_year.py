@@ -1339,15 +1339,17 @@ def check_nothing_lost(world: World, rejected: list[str]) -> Rule:
         for did in person.did:
             if did.what == "survey_answer" and did.delivery_id is not None and did.question_id is not None:
                 given[(did.delivery_id, did.question_id)].append((did.at, (did.value or "").strip()))
+        written = [(did.at, (did.value or "").strip()) for did in person.did if did.what == "text"]
         for did in person.did:
             if did.what != "survey_answer" or did.delivery_id is None or did.question_id is None:
                 continue
             got = stored.answers.get((did.delivery_id, did.question_id))
-            # Two answers to one question in the same moment (Skip pressed while the comment was sent):
-            # the bot keeps the one it handled first, and neither is lost.
+            # Two answers to one question in the same moment: the bot keeps the one it handled first, and
+            # neither is lost. A message written while a comment question is open is that comment, so
+            # Skip pressed in the same moment as a message (the simulation's hour step) may lose to it.
             together = {
                 value
-                for at, value in given[(did.delivery_id, did.question_id)]
+                for at, value in [*given[(did.delivery_id, did.question_id)], *written]
                 if abs(at - did.at) <= PROCESSING_GRACE
             }
             asked = surveys.get(did.delivery_id)
