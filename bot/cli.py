@@ -1,4 +1,5 @@
-"""The ``kundenpuls`` command: run the bot, migrate the database, import purchases, check surveys."""
+"""The ``kundenpuls`` command: run the bot, migrate the database, import purchases, check surveys,
+explain and report."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bot import report_cli
 from bot.settings import Settings, SettingsError, load_settings
 
 EXIT_OK = 0
@@ -58,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         "why", help="what the bot plans for a customer next, when, and why (or why not)"
     )
     why.add_argument("customer_id", help="the shop's customer_id, as reported with the purchases")
+    forget = commands.add_parser(
+        "forget", help="erase everything stored about a customer (a request by mail; /forget in the chat)"
+    )
+    forget.add_argument("customer_id", help="the shop's customer_id, as reported with the purchases")
+    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    report_cli.add_parser(commands)
     return parser
 
 
@@ -85,6 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _import(settings, args.file, console)
     if args.command == "why":
         return _why(settings, args.customer_id)
+    if args.command == "forget":
+        from bot.forget_cli import forget
+
+        return forget(settings, args.customer_id, confirmed=args.yes)
+    if args.command == "report":
+        from storage.models import utcnow
+
+        return report_cli.run(args, settings, now=utcnow())
     return _run(settings)
 
 

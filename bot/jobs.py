@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 from handlers import case_followups as followups
 from handlers import cases, checkins, conversation, survey_timing
 from handlers.services import Services
-from storage import claims, contacts
+from storage import claims, contacts, inbox
 from storage.db import unit_of_work
 from storage.models import ContactEvent, Customer, DeliveryStatus, SurveyDelivery, TelegramUser
 from surveys.contact_rules import ContactKind, ContactReason, decide
@@ -49,6 +49,8 @@ def _start_due_page(session: Session, services: Services, *, now: datetime) -> t
     for delivery, customer, user in rows:
         if delivery.survey_id not in services.surveys:
             log.error("delivery %s names unknown survey %r; leaving it", delivery.id, delivery.survey_id)
+            delivery.status = DeliveryStatus.STOPPED.value
+        elif customer.erased_at is not None:  # erasure stops their surveys; this keeps it so
             delivery.status = DeliveryStatus.STOPPED.value
         elif user is None or user.blocked_at is not None:
             delivery.status = DeliveryStatus.AWAITING_CONTACT.value
@@ -165,13 +167,26 @@ def check_in(engine: Engine, services: Services, *, now: datetime) -> int:
     return _page_by_page(engine, lambda session: checkins.run_page(session, services, now=now))
 
 
+_PRUNE_BATCH = 500
+
+
+def prune_raw_updates(engine: Engine, services: Services, *, now: datetime) -> int:
+    """Delete handled raw updates older than RAW_UPDATE_RETENTION, a page per transaction; return how
+    many. What customers wrote is kept only as long as it may be needed to look into a problem."""
+    before = now - services.settings.raw_update_retention
+    return _page_by_page(engine, lambda session: inbox.prune_page(session, before=before, limit=_PRUNE_BATCH))
+
+
 def sweep(engine: Engine, services: Services, *, now: datetime) -> int:
     """Everything the periodic sweep does; return how many messages it queued. Expiry comes first, so
     that a survey that just closed no longer counts as the customer's open one; check-ins come after the
-    surveys and reminders, which count against the same weekly cap and are about a purchase."""
+    surveys and reminders, which count against the same weekly cap and are about a purchase. Pruning
+    old raw updates queues nothing and comes last."""
     queued = expire_surveys(engine, services, now=now)
     queued += start_due_surveys(engine, services, now=now)
     queued += remind(engine, services, now=now)
     queued += check_in(engine, services, now=now)
     queued += refresh_stale_cards(engine, services, now=now)
-    return queued + case_followups(engine, services, now=now)
+    queued += case_followups(engine, services, now=now)
+    prune_raw_updates(engine, services, now=now)
+    return queued

@@ -12,6 +12,10 @@ How a row goes out:
 - **Record.** Each outcome is written the moment its call returns (a writer task batches whatever has
   arrived meanwhile), conditional on the lease: a row that ``/stop`` cancelled while it was in flight
   stays cancelled whatever the call did. Leases are renewed while calls run.
+- **Files and personal data.** A ``sendDocument`` row carries its file base64-encoded in the payload
+  (``storage.outbox.DOCUMENT``); the sender hands it to PTB as an ``InputFile``, which makes the call a
+  multipart upload. A row flagged ``SCRUB_AFTER_SEND`` (a customer's data export, the last words to
+  someone whose data was erased) loses its payload, and if asked its chat id, once it is out for good.
 
 What Telegram's answers mean:
 
@@ -47,7 +51,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import Engine
-from telegram import Bot
+from telegram import Bot, InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from storage import outbox
@@ -68,7 +72,16 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-_METHODS = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup", "createForumTopic"})
+_METHODS = frozenset(
+    {
+        "sendMessage",
+        "sendDocument",
+        "editMessageText",
+        "editMessageReplyMarkup",
+        "createForumTopic",
+        "editForumTopic",
+    }
+)
 _TOPICS_KEPT = 1000
 """Topics made by this process, kept for the case messages that follow them in the same batch."""
 LEASE = timedelta(seconds=15)
@@ -264,6 +277,9 @@ class OutboxSender:
                     attempted_at=attempted_at,
                     chat_reached=call.chat_unreachable and outcome.status is OutboxStatus.SENT,
                 )
+            scrub = row.payload.get(outbox.SCRUB_AFTER_SEND)
+            if isinstance(scrub, str):
+                outcome = dataclasses.replace(outcome, scrub=scrub)
             self._record(outcome)
             if outcome.status is not OutboxStatus.SENT and outcome.status is not OutboxStatus.FAILED:
                 for rest in calls[index + 1 :]:
@@ -336,6 +352,13 @@ class OutboxSender:
             raise ValueError(f"outbox row {row.id} has an unsupported method {row.method!r}")
         payload: dict[str, Any] = {**row.payload, "chat_id": row.chat_id}
         payload.pop(outbox.UNPROMPTED, None)
+        payload.pop(outbox.SCRUB_AFTER_SEND, None)
+        document = outbox.document_of(payload)
+        payload.pop(outbox.DOCUMENT, None)
+        if document is not None and row.method == "sendDocument":
+            # An InputFile makes PTB send the call as a multipart upload (bot/telegram_http.py).
+            filename, content = document
+            payload["document"] = InputFile(content, filename=filename)
         topic = payload.pop(outbox.THREAD_OF, None)
         if isinstance(topic, str) and row.method == "sendMessage":
             thread = await self._thread(topic)

@@ -23,6 +23,7 @@ BOTFATHER_HINT = (
 
 
 WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+MIN_RAW_UPDATE_RETENTION = timedelta(days=1)
 
 
 class SettingsError(Exception):
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
     # Who may work on cases (take, reply, resolve). Empty: whoever presses a card's button in the staff
     # chat, i.e. its members (set it for a public group, whose cards anyone can see).
     staff_user_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    # /export and `kundenpuls report --csv` name customers only by the shop's customer id; true adds their
+    # name and Telegram id (personal data: only where the shop has a reason to process it).
+    export_personal_data: bool = False
     # A case nobody took within this is escalated once to MANAGER_CHAT_IDS; a taken one not resolved
     # within ALERT_RESOLVE_WITHIN likewise. RECOVERY_CHECK_AFTER after Resolve the customer is asked once
     # whether the problem was solved.
@@ -71,6 +75,11 @@ class Settings(BaseSettings):
     checkin_factor: float = Field(default=1.5, ge=1, le=100)
     checkin_after: Annotated[timedelta, NoDecode] = timedelta(days=30)
     sweep_interval: Annotated[timedelta, NoDecode] = timedelta(seconds=30)
+    # Raw Telegram updates (what customers and staff wrote, as Telegram sent it) are deleted this long
+    # after they arrived, once handled; at least 1d, since Telegram may deliver an update again for 24 h.
+    raw_update_retention: Annotated[timedelta, NoDecode] = timedelta(days=30)
+    # A purchase's deep link (start_link) connects a chat until this long after the purchase was recorded.
+    start_link_expires_after: Annotated[timedelta, NoDecode] = timedelta(days=30)
     timezone: Annotated[ZoneInfo, NoDecode] = ZoneInfo("Europe/Berlin")
     default_language: Language = "de"
     # Message calls (sends and edits) per second, for all processes sharing the database together.
@@ -148,6 +157,8 @@ class Settings(BaseSettings):
         "survey_cooldown",
         "survey_max_age",
         "checkin_after",
+        "raw_update_retention",
+        "start_link_expires_after",
         mode="before",
     )
     @classmethod
@@ -161,6 +172,22 @@ class Settings(BaseSettings):
     def _positive_interval(cls, value: timedelta) -> timedelta:
         if value.total_seconds() < 1:
             raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("raw_update_retention")
+    @classmethod
+    def _retention_outlasts_redelivery(cls, value: timedelta) -> timedelta:
+        # A stored update is what makes a redelivered one a no-op (storage/inbox.py); Telegram keeps
+        # unconfirmed updates for 24 hours, so one pruned sooner could be handled twice.
+        if value < MIN_RAW_UPDATE_RETENTION:
+            raise ValueError("must be at least 1d: Telegram may deliver an update again within 24 hours")
+        return value
+
+    @field_validator("start_link_expires_after")
+    @classmethod
+    def _positive_link_lifetime(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be longer than 0s, for example 30d")
         return value
 
     @field_validator("quiet_hours")

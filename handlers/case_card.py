@@ -75,20 +75,32 @@ def comment_of(facts: CardFacts) -> str | None:
     return "\n".join(texts) if texts else None
 
 
+def _who(services: Services, customer: Customer, lang: Language) -> tuple[str, str]:
+    """The customer's name and the shop's id for them as a card shows them: "erased" once they had their
+    data erased (the anonymous row's ``erased-<id>`` means nothing to staff)."""
+    if customer.erased_at is not None:
+        erased = services.plain_text(lang, "erased_name")
+        return erased, erased
+    return customer.name or "—", customer.external_id
+
+
 def card_payload(services: Services, facts: CardFacts, *, timezone: ZoneInfo) -> dict[str, Any]:
     """The card as a ``sendMessage`` payload (text, HTML, buttons); without ``chat_id``."""
     lang = services.settings.default_language
     case = facts.case
+    name, customer_id = _who(services, facts.customer, lang)
     lines: list[str] = [
         services.text(
             lang,
             "case_card_head",
             icon=Html("⭐" if facts.value.top_customers else "❓" if case.kind == "question" else "🔴"),
             case_id=_id(case.id),
-            name=facts.customer.name or "—",
-            customer_id=facts.customer.external_id,
+            name=name,
+            customer_id=customer_id,
         )
     ]
+    if facts.customer.erased_at is not None:
+        lines.append(services.text(lang, "case_card_erased", at=_when(facts.customer.erased_at, timezone)))
     if facts.value.top_customers:
         lines.append(services.text(lang, "case_card_urgent"))
     if case.kind == "question":
@@ -116,7 +128,7 @@ def card_payload(services: Services, facts: CardFacts, *, timezone: ZoneInfo) ->
             services.text(
                 lang,
                 "case_card_order",
-                order_id=facts.purchase.order_id,
+                order_id=customer_id if facts.customer.erased_at is not None else facts.purchase.order_id,
                 amount=_money(facts.purchase.amount, facts.purchase.currency),
                 date=facts.purchase.purchased_at.astimezone(timezone).strftime("%d.%m.%Y"),
             )
@@ -131,8 +143,10 @@ def card_payload(services: Services, facts: CardFacts, *, timezone: ZoneInfo) ->
             scores=scores or services.text(lang, "case_card_no_scores"),
         )
     )
-    lines.append("")
-    lines.extend(_status_lines(services, case, lang, timezone))
+    erased = facts.customer.erased_at is not None
+    if not erased or case.resolved_by_name is not None:  # closed by the erasure: its line says so
+        lines.append("")
+        lines.extend(_status_lines(services, case, lang, timezone, erased=erased))
     if facts.last_exchange:
         lines.append(services.text(lang, "case_card_last", text=Html(facts.last_exchange)))
     return {
@@ -165,7 +179,7 @@ def list_entry(services: Services, facts: CardFacts) -> dict[str, Any]:
             "case_list_entry",
             icon=Html("⭐" if facts.value.top_customers else "❓" if case.kind == "question" else "🔴"),
             case_id=_id(case.id),
-            name=_shorten(facts.customer.name or "—", NAME_IN_LIST),
+            name=_shorten(_who(services, facts.customer, lang)[0], NAME_IN_LIST),
             score=score,
             amount=_money(facts.purchase.amount, facts.purchase.currency) if facts.purchase else "—",
         )
@@ -179,7 +193,9 @@ def list_entry(services: Services, facts: CardFacts) -> dict[str, Any]:
         label = services.text(lang, f"sentiment_{sentiment}") if sentiment else Html("—")
         shown = _shorten(comment, COMMENT_IN_LIST)
         lines.append(services.text(lang, "case_list_comment", sentiment=label, comment=shown))
-    if case.status == CaseStatus.RESOLVED.value:
+    if facts.customer.erased_at is not None and case.resolved_by_name is None:
+        status = services.text(lang, "erased_name")  # closed because the customer's data was erased
+    elif case.status == CaseStatus.RESOLVED.value:
         status = services.text(
             lang, "case_list_resolved", name=_shorten(case.resolved_by_name or "—", NAME_IN_LIST)
         )
@@ -219,7 +235,9 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _status_lines(services: Services, case: Case, lang: Language, timezone: ZoneInfo) -> list[str]:
+def _status_lines(
+    services: Services, case: Case, lang: Language, timezone: ZoneInfo, *, erased: bool = False
+) -> list[str]:
     lines: list[str] = []
     if case.status == CaseStatus.RESOLVED.value:
         lines.append(
@@ -232,7 +250,7 @@ def _status_lines(services: Services, case: Case, lang: Language, timezone: Zone
         )
         if case.resolution_note:
             lines.append(services.text(lang, "case_card_note", note=case.resolution_note[:COMMENT_ON_CARD]))
-        else:
+        elif not erased:  # no notes about someone whose data was erased (handlers/cases.staff_reply)
             lines.append(services.text(lang, "case_card_note_hint"))
         if case.recovered is not None:
             key = "case_card_recovered_yes" if case.recovered else "case_card_recovered_no"
@@ -306,7 +324,7 @@ def full_comment_messages(services: Services, facts: CardFacts) -> list[str]:
             lang,
             "case_full_comment",
             case_id=_id(facts.case.id),
-            name=facts.customer.name or "—",
+            name=_who(services, facts.customer, lang)[0],
             comment=part,
         )
         for part in parts

@@ -249,7 +249,9 @@ def _facts(
     survey = services.surveys.get(delivery.survey_id) if delivery is not None else None
     answers = stored_answers.answers_of(session, _id(delivery.id)) if delivery is not None else []
     value = cases.customer_value(session, customer_id=customer.id or 0, delivery_id=case.delivery_id, now=now)
-    if last_exchange is None:
+    if customer.erased_at is not None:
+        last_exchange = ""  # what was written on the case is erased with the customer's data
+    elif last_exchange is None:
         last_exchange = _last_exchange(session, services, case)
     return CardFacts(case, customer, delivery, purchase, survey, answers, value, last_exchange)
 
@@ -336,7 +338,11 @@ def staff_reply(
     now: datetime,
 ) -> bool:
     """A staff member replied to the card: relay it to the customer (after Reply) or keep it as the note
-    (after Resolve); return False when the reply is neither and changes nothing."""
+    (after Resolve); return False when the reply is neither and changes nothing. Nothing is kept about a
+    customer who had their data erased: a note would bring it back."""
+    customer = session.get(Customer, case.customer_id)
+    if customer is None or customer.erased_at is not None:
+        return False
     if case.status == CaseStatus.RESOLVED.value:
         case.resolution_note = text
         cases.record_event(session, case, action="note", at=now, actor_id=user_id, actor_name=name, text=text)
@@ -344,9 +350,8 @@ def staff_reply(
         return True
     if case.replying_id != user_id:
         return False
-    customer = session.get(Customer, case.customer_id)
-    chat_id = customer.telegram_user_id if customer is not None else None
-    if customer is None or chat_id is None:
+    chat_id = customer.telegram_user_id
+    if chat_id is None:
         return False
     user = session.get(TelegramUser, chat_id)
     from handlers.conversation import customer_language

@@ -119,7 +119,8 @@ def _consider(
     """Decide one due customer; every path leaves ``checkin_due_at`` later than ``now`` or None."""
     session.add(customer)
     activity = last_activity(customer, user)
-    if customer.checkins_stopped_at is not None or activity is None or texts is None:
+    stopped = customer.checkins_stopped_at is not None or customer.erased_at is not None
+    if stopped or activity is None or texts is None:
         customer.checkin_due_at = None
         return 0
     rhythm = rhythm_of(services, customer)

@@ -31,7 +31,13 @@ async def start(update: Update, context: BotContext) -> None:
     if context.args:
         token = context.args[0]
         key, order_id = (
-            customers.link_customer(session, work, token=token, user_row=person.row)
+            customers.link_customer(
+                session,
+                work,
+                token=token,
+                user_row=person.row,
+                expires_after=context.services.settings.start_link_expires_after,
+            )
             if _TOKEN.match(token)
             else ("link_invalid", None)
         )
@@ -140,5 +146,6 @@ HANDLERS = [
 ]
 """The customer commands, in the order they are registered."""
 
-COMMANDS = ("start", "help", "language", "pause", "stop")
-"""The commands shown in Telegram's menu, each described by the catalogue key ``commands_<name>``."""
+COMMANDS = ("start", "help", "language", "pause", "stop", "mydata", "forget")
+"""The commands shown in Telegram's menu, each described by the catalogue key ``commands_<name>``
+(``/mydata`` and ``/forget`` live in handlers/privacy.py)."""

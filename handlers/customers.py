@@ -273,23 +273,28 @@ def resume_everything(session: Session, work: UpdateWork, user_row: TelegramUser
 
 
 def link_customer(
-    session: Session, work: UpdateWork, *, token: str, user_row: TelegramUser
+    session: Session, work: UpdateWork, *, token: str, user_row: TelegramUser, expires_after: timedelta
 ) -> tuple[str, str | None]:
     """Connect the customer behind a deep-link token to this Telegram user.
 
-    Returns a catalogue key ("start_linked", "link_used", "link_invalid") and the order id. A token works
-    once: opening it again from the same account is harmless, from another account it is refused.
+    Returns a catalogue key ("start_linked", "link_used", "link_expired", "link_invalid") and the order
+    id. A token works once, and only until ``expires_after`` (START_LINK_EXPIRES_AFTER) after its purchase
+    was recorded: a link on an old receipt that someone else found must not connect their chat. Opening
+    it again from the account it connected is harmless, from another account it is refused. A customer
+    whose data was erased is never connected again (their tokens were replaced, and this checks too).
     """
     purchase = session.exec(select(Purchase).where(Purchase.link_token == token)).first()
     if purchase is None:
         return "link_invalid", None
     customer = session.get(Customer, purchase.customer_id)
-    if customer is None:  # pragma: no cover - the foreign key guarantees it
+    if customer is None or customer.erased_at is not None:
         return "link_invalid", None
     if purchase.link_used_at is not None or customer.telegram_user_id not in (None, user_row.id):
         if customer.telegram_user_id == user_row.id:
             return "start_linked", purchase.order_id
         return "link_used", None
+    if customer.telegram_user_id is None and work.now - purchase.created_at > expires_after:
+        return "link_expired", None
     purchase.link_used_at = work.now
     customer.telegram_user_id = user_row.id
     session.add(purchase)

@@ -125,6 +125,30 @@ def mark_unprocessable(session: Session, update_id: int, *, now: datetime, error
     )
 
 
+_HANDLED = (UpdateStatus.DONE.value, UpdateStatus.FAILED.value)
+
+
+def prune_page(session: Session, *, before: datetime, limit: int) -> tuple[int, bool]:
+    """Delete up to ``limit`` handled updates that arrived before ``before``, oldest first; return how many
+    and whether a full page was found (more may be old enough).
+
+    Only handled ones (done, or given up as failed): an update still waiting is what the worker has yet
+    to do, however old. Found by their arrival time's index, so a sweep with nothing old enough reads
+    next to nothing. Rows another transaction holds (an erasure scrubbing them) are left for next time.
+    """
+    found = session.exec(
+        select(InboundUpdate.update_id)
+        .where(col(InboundUpdate.received_at) < before)
+        .where(col(InboundUpdate.status).in_(_HANDLED))
+        .order_by(col(InboundUpdate.received_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if found:
+        session.execute(sa.delete(InboundUpdate).where(col(InboundUpdate.update_id).in_(list(found))))
+    return len(found), len(found) >= limit
+
+
 def chat_of(payload: dict[str, Any]) -> int | None:
     """Return the private chat an update came from, to tell the person when their update failed."""
     for key in ("message", "edited_message", "callback_query"):

@@ -123,16 +123,21 @@ class Customer(SQLModel, table=True):
     """When the current silence was dealt with (check-in sent, or skipped for good): one per silence."""
     checkins_stopped_at: datetime | None = _ts(nullable=True)
     """They answered a check-in with "not interested": no more check-ins."""
+    erased_at: datetime | None = _ts(nullable=True)
+    """They had their personal data erased (``/forget``, ``kundenpuls forget``; handlers/privacy.py): the
+    row stays as an anonymous one so scores and revenue still add up, and nothing is ever sent for it."""
 
 
 class Purchase(SQLModel, table=True):
     """One order reported by the shop; ``order_id`` makes reporting it twice harmless."""
 
     __tablename__ = "purchases"
+    # Revenue per customer and period (reports: retention, revenue at risk, revenue lost) from the index.
+    __table_args__ = (sa.Index("ix_purchases_customer_time_amount", "customer_id", "purchased_at", "amount"),)
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: str = Field(max_length=128, sa_column_kwargs={"unique": True})
-    customer_id: int = Field(foreign_key="customers.id", index=True)
+    customer_id: int = Field(foreign_key="customers.id")
     amount: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(14, 2)))
     currency: str = Field(default="EUR", max_length=3)
     purchased_at: datetime = _ts()
@@ -150,6 +155,9 @@ class SurveyDelivery(SQLModel, table=True):
         sa.Index("ix_survey_deliveries_status_due", "status", "due_at"),
         sa.Index("ix_survey_deliveries_status_reminder", "status", "reminder_due_at"),
         sa.Index("ix_survey_deliveries_status_expires", "status", "expires_at"),
+        # Reports: surveys asked and reminded in a period.
+        sa.Index("ix_survey_deliveries_started_at", "started_at"),
+        sa.Index("ix_survey_deliveries_reminded_at", "reminded_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -180,7 +188,13 @@ class Answer(SQLModel, table=True):
     """One answer to one question; the unique key makes a double tap or a replayed update harmless."""
 
     __tablename__ = "answers"
-    __table_args__ = (sa.UniqueConstraint("delivery_id", "question_id", name="uq_answers_delivery_question"),)
+    __table_args__ = (
+        sa.UniqueConstraint("delivery_id", "question_id", name="uq_answers_delivery_question"),
+        # Reports count a period's answers by type and category from the index alone.
+        sa.Index(
+            "ix_answers_created_type_category", "created_at", "question_type", "nps_category", "skipped"
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     delivery_id: int = Field(foreign_key="survey_deliveries.id")
@@ -197,7 +211,7 @@ class Answer(SQLModel, table=True):
     """negative, neutral or positive, from ``polarity``."""
     text_language: str | None = Field(default=None, max_length=8)
     """The language the comment was written in (detected), which decided how it was scored."""
-    created_at: datetime = _ts(index=True)
+    created_at: datetime = _ts()
 
 
 class CheckinAnswer(enum.StrEnum):
@@ -320,7 +334,11 @@ class ContactEvent(SQLModel, table=True):
     """
 
     __tablename__ = "contact_events"
-    __table_args__ = (sa.Index("ix_contact_events_customer_at", "customer_id", "at"),)
+    __table_args__ = (
+        sa.Index("ix_contact_events_customer_at", "customer_id", "at"),
+        # Reports: surveys the contact rules skipped in a period, by reason.
+        sa.Index("ix_contact_events_kind_outcome_at", "kind", "outcome", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customers.id")
@@ -373,7 +391,11 @@ class InboundUpdate(SQLModel, table=True):
     """A Telegram update, stored before it is acknowledged so a crash can never drop it."""
 
     __tablename__ = "inbound_updates"
-    __table_args__ = (sa.Index("ix_inbound_updates_status_id", "status", "update_id"),)
+    __table_args__ = (
+        sa.Index("ix_inbound_updates_status_id", "status", "update_id"),
+        # The sweep prunes handled updates older than RAW_UPDATE_RETENTION, oldest first (0011).
+        sa.Index("ix_inbound_updates_received_at", "received_at"),
+    )
 
     update_id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
     payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))

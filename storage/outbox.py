@@ -8,6 +8,7 @@ same row at once, and a crashed sender's rows are picked up again when its lease
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ KIND_ESCALATION = "case_escalation"  # to a manager chat
 KIND_RECOVERY = "recovery_check"  # "is the problem solved?" to the customer
 KIND_CHECKIN = "checkin"  # to a customer who went quiet, and its answered edit
 KIND_SETUP = "setup_reply"  # the STAFF_CHAT_ID line, in the group that asked (not moved with the staff chat)
+KIND_PRIVACY = "privacy"
+"""/mydata's answer and file, /forget's question and its outcome: answers to what the customer asked for,
+so /stop does not cancel them (handlers/privacy.py)."""
 CUSTOMER_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS, KIND_REPLY, KIND_RECOVERY, KIND_CHECKIN)
 SURVEY_KINDS = (KIND_QUESTION, KIND_ANSWERED, KIND_THANKS)
 STEP_KINDS = (KIND_QUESTION, KIND_THANKS)
@@ -62,6 +66,41 @@ shop's TIMEZONE, or the name of the customer's own zone. Never sent to Telegram.
 """A payload key that is not a Bot API parameter: the outbox key of a ``createForumTopic`` row whose topic
 this ``sendMessage`` goes into. The sender puts in the topic's ``message_thread_id`` (the topic row's
 ``sent_message_id``), or leaves it out when the topic could not be made, so the message is never lost."""
+DOCUMENT = "_document"
+"""Payload key of a ``sendDocument`` row: the file to upload, as ``{"filename", "base64"}`` (Telegram and
+PTB take the file's type from its name).
+
+A payload is JSON, and a file is bytes; base64 in the payload keeps the file in the same row, written in
+the same transaction as the change that needs it and scrubbed with it (:data:`SCRUB_AFTER_SEND`), where a
+table of its own would need its own cleanup. The sender turns it into PTB's ``InputFile``, which makes the
+call a multipart upload. Files here are small (a customer's data export, a few kilobytes)."""
+SCRUB_AFTER_SEND = "_scrub_after_send"
+"""Payload flag of a message whose content is personal data that must not stay in the outbox once it is
+out: ``"payload"`` (a /mydata export: the payload is replaced by :data:`SCRUBBED` once the row is sent,
+failed or cancelled) or ``"chat"`` (the last words to someone who had their data erased: the chat id goes
+too, and the chat's pacing row once nothing else refers to it). Never sent to Telegram."""
+SCRUBBED: dict[str, Any] = {"_scrubbed": True}
+"""The payload of a row whose content was personal data and is gone (sent, or erased)."""
+
+
+def document_payload(*, filename: str, content: bytes, caption: str | None = None) -> dict[str, Any]:
+    """A ``sendDocument`` payload (without ``chat_id``) carrying its file, for :data:`DOCUMENT`; the
+    caption is catalogue HTML."""
+    payload: dict[str, Any] = {
+        DOCUMENT: {"filename": filename, "base64": base64.b64encode(content).decode("ascii")}
+    }
+    if caption is not None:
+        payload["caption"] = caption
+        payload["parse_mode"] = "HTML"
+    return payload
+
+
+def document_of(payload: Mapping[str, Any]) -> tuple[str, bytes] | None:
+    """The file a payload carries (filename, content), or None when it carries none."""
+    found = payload.get(DOCUMENT)
+    if not isinstance(found, dict):
+        return None
+    return str(found["filename"]), base64.b64decode(found["base64"])
 
 
 @dataclass(frozen=True)
@@ -173,6 +212,12 @@ def _cancel_waiting_edits(session: Session, key: str, *, now: datetime) -> None:
         .where(sa.or_(col(OutboxMessage.locked_until).is_(None), col(OutboxMessage.locked_until) <= now))
         .values(status=OutboxStatus.CANCELLED.value)
     )
+
+
+def call_of(session: Session, key: str) -> OutboxMessage | None:
+    """The row queued under ``key`` (those the update group collected included), or None."""
+    write_pending(session)
+    return session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == key)).first()
 
 
 def sent_message_id(session: Session, key: str) -> int | None:
@@ -579,6 +624,8 @@ class SendOutcome:
     """When the call was made: a person who wrote to the bot since then is reachable whatever it said."""
     not_a_forum: bool = False
     """A topic could not be made there (no topics, or no right to manage them): make no more."""
+    scrub: str | None = None
+    """The row's :data:`SCRUB_AFTER_SEND`: what of it goes once it is out for good."""
 
 
 # Conditional on the lease: a row whose status changed while it was in flight (a /stop cancelled it)
@@ -649,6 +696,7 @@ def record_outcomes(session: Session, outcomes: list[SendOutcome], *, owner: str
         session.execute(
             sa.update(TelegramUser).where(col(TelegramUser.id).in_(blocked)).values(blocked_at=now)
         )
+    _scrub_finished(session, outcomes)
     unreachable = {o.chat_id: o.error for o in outcomes if o.chat_unreachable}
     if unreachable:
         mark_unreachable(session, unreachable, now=now)
@@ -662,6 +710,45 @@ def record_outcomes(session: Session, outcomes: list[SendOutcome], *, owner: str
             .where(col(SendChat.unreachable_since).is_not(None))
             .values(unreachable_since=None, last_error=None, updated_at=now)
         )
+
+
+_HELD = (OutboxStatus.PENDING, OutboxStatus.BLOCKED, OutboxStatus.AWAITING_CONTACT)
+
+
+def _scrub_finished(session: Session, outcomes: list[SendOutcome]) -> None:
+    """Drop the personal content of rows flagged :data:`SCRUB_AFTER_SEND` that are out for good.
+
+    Conditional on the row's status, not the outcome's: a row cancelled while it was on its way (an
+    erasure) is finished too. Rows still waiting (a retry, a blocked chat) keep what they must send.
+    """
+    finished = [o for o in outcomes if o.scrub is not None and o.status not in _HELD]
+    if not finished:
+        return
+    still_queued = [status.value for status in _HELD]
+    for chat_too in (False, True):
+        row_ids = [o.row_id for o in finished if (o.scrub == "chat") is chat_too]
+        if not row_ids:
+            continue
+        values: dict[str, Any] = {"payload": SCRUBBED, "last_error": None}
+        if chat_too:
+            values["chat_id"] = None
+        session.execute(
+            sa.update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(row_ids))
+            .where(col(OutboxMessage.status).not_in(still_queued))
+            .values(**values)
+        )
+    forgotten = sorted({o.chat_id for o in finished if o.scrub == "chat"})
+    if forgotten:
+        forget_chat(session, forgotten)
+
+
+def forget_chat(session: Session, chat_ids: list[int]) -> None:
+    """Delete the pacing rows of chats no outbox row names any more (a person whose data was erased)."""
+    still_named = select(OutboxMessage.id).where(col(OutboxMessage.chat_id) == SendChat.chat_id)
+    session.execute(
+        sa.delete(SendChat).where(col(SendChat.chat_id).in_(chat_ids)).where(~still_named.exists())
+    )
 
 
 def _without_stale_refusals(

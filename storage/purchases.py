@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,16 @@ defaults."""
 
 # 24 random bytes: 32 URL-safe characters, well inside Telegram's 64-character deep-link limit.
 _LINK_TOKEN_BYTES = 24
+ERASED_PREFIX = "erased-"
+"""What the customer id and the order ids of a customer whose data was erased begin with
+(storage/personal_data.py)."""
+ERASED_ORDER = "the customer had their personal data erased; this order is not stored again"
+
+
+def erased_order_id(order_id: str) -> str:
+    """The order id an erased purchase keeps: a one-way hash that recognises the order when the shop
+    reports it again (a retried request, a CSV imported twice), and names nobody."""
+    return ERASED_PREFIX + hashlib.sha256(order_id.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -181,17 +192,23 @@ def _too_old(
 
 
 def _existing(session: Session, order_id: str) -> RecordedPurchase | None:
-    row = session.exec(
+    """What was stored for an order reported before; an order of a customer erased since is known by
+    its hash and answered as known, so reporting it again stores nobody anew."""
+    query = (
         select(Purchase, Customer, SurveyDelivery)
         .join(Customer, sa.and_(col(Customer.id) == Purchase.customer_id))
         .join(SurveyDelivery, sa.and_(col(SurveyDelivery.purchase_id) == Purchase.id))
-        .where(Purchase.order_id == order_id)
-    ).first()
+    )
+    row = session.exec(query.where(Purchase.order_id == order_id)).first()
+    if row is None:
+        row = session.exec(query.where(Purchase.order_id == erased_order_id(order_id))).first()
     if row is None:
         return None
     purchase, customer, delivery = row
     skipped = None
-    if delivery.status == DeliveryStatus.SKIPPED.value:
+    if customer.erased_at is not None:
+        skipped = ERASED_ORDER
+    elif delivery.status == DeliveryStatus.SKIPPED.value:
         skipped = session.exec(
             select(ContactEvent.detail)
             .where(col(ContactEvent.delivery_id) == delivery.id)
@@ -199,7 +216,7 @@ def _existing(session: Session, order_id: str) -> RecordedPurchase | None:
         ).first()
     return RecordedPurchase(
         customer_id=customer.external_id,
-        order_id=purchase.order_id,
+        order_id=order_id,  # as reported: an erased purchase stores only its hash
         survey_due_at=delivery.due_at,
         link_token=purchase.link_token,
         created=False,
@@ -208,7 +225,13 @@ def _existing(session: Session, order_id: str) -> RecordedPurchase | None:
 
 
 def _upsert_customer(session: Session, report: PurchaseReport) -> Customer:
-    customer = session.exec(select(Customer).where(Customer.external_id == report.customer_id)).first()
+    # An erased customer's row is anonymous (``erased-<id>``): a new purchase under the id the shop used
+    # before is a new relationship, reported anew, and gets a row of its own.
+    customer = session.exec(
+        select(Customer)
+        .where(Customer.external_id == report.customer_id)
+        .where(col(Customer.erased_at).is_(None))
+    ).first()
     if customer is None:
         customer = Customer(external_id=report.customer_id)
     if report.name:

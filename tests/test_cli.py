@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
+from storage.db import unit_of_work
 from storage.migrate import head_revision
+from storage.models import Customer
+from storage.purchases import record_purchase
+from surveys.loader import POST_PURCHASE_SURVEY_ID
+from surveys.purchase_report import PurchaseReport
 from tests.e2e import TOKEN
 from tests.fakes.bot_api_server import FakeBotApiThread
+from tests.report_shop import IN_WEEK, Shop, with_shop
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m bot.cli`` in a clean environment (no developer .env, no token)."""
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bot.cli`` in a clean environment (no developer .env, no token), with ``input`` as
+    what is typed on its terminal (nothing: a question read from it meets the end of input)."""
     base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
     return subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
         [sys.executable, "-m", "bot.cli", *args],
         cwd=cwd,
         env={**base, **(env or {})},
+        input=input,
         capture_output=True,
         text=True,
         timeout=120,
@@ -179,3 +194,130 @@ def test_unknown_command_is_a_usage_error(args: list[str], tmp_path: Path) -> No
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert "usage: kundenpuls" in result.stderr
+
+
+class TestForget:
+    """``kundenpuls forget CUSTOMER_ID`` (tests/test_e2e_privacy.py erases through it with a bot running)."""
+
+    @staticmethod
+    def _customer(engine: Engine, external_id: str) -> None:
+        with unit_of_work(engine) as session:
+            record_purchase(
+                session=session,
+                report=PurchaseReport(
+                    order_id=f"{external_id}-order", customer_id=external_id, name="Zoe Zett"
+                ),
+                survey_id=POST_PURCHASE_SURVEY_ID,
+                survey_delay=timedelta(days=2),
+                source="api",
+            )
+
+    @staticmethod
+    def _names(engine: Engine) -> list[str | None]:
+        with Session(engine) as session:
+            return [customer.name for customer in session.exec(select(Customer)).all()]
+
+    def test_an_unknown_customer_id_is_an_error(self, database_url: str, tmp_path: Path) -> None:
+        """An id nobody reported: one line naming it, exit status 1, nothing asked."""
+        result = run_cli("forget", "C-nobody", "--yes", cwd=tmp_path, env={"DATABASE_URL": database_url})
+        assert result.returncode == 1
+        assert "no customer with id 'C-nobody'" in result.stderr and "Traceback" not in result.stderr
+
+    def test_it_asks_first_and_erases_only_after_yes(
+        self, engine: Engine, database_url: str, tmp_path: Path
+    ) -> None:
+        """Without --yes it asks y/N; no answer, "n" or anything else erases nothing, "y" erases."""
+        self._customer(engine, "C-42")
+        env = {"DATABASE_URL": database_url}
+        for typed in ("", "n\n", "maybe\n"):
+            result = run_cli("forget", "C-42", cwd=tmp_path, env=env, input=typed)
+            assert result.returncode == 1, typed
+            assert "[y/N]" in result.stdout and "Nothing was erased." in result.stdout
+        assert self._names(engine) == ["Zoe Zett"]
+        result = run_cli("forget", "C-42", cwd=tmp_path, env=env, input="y\n")
+        assert result.returncode == 0, result.stderr
+        assert "Erased the data of customer C-42" in result.stdout and "purchases: 1" in result.stdout
+        assert "Zoe" not in result.stdout + result.stderr  # what it prints may end up in a ticket
+        assert self._names(engine) == [None]
+        again = run_cli("forget", "C-42", "--yes", cwd=tmp_path, env=env)
+        assert again.returncode == 1 and "erased already" in again.stderr
+
+
+class TestReport:
+    """``kundenpuls report``: the managers' figures in the terminal, as JSON, and the answers as CSV."""
+
+    WEEK_OPTIONS = ("--from", "2026-11-30", "--to", "2026-12-06")
+
+    @staticmethod
+    def _shop(shop: Shop) -> None:
+        customer = shop.customer(seen=IN_WEEK)
+        for score in (10, 9, 8, 3):
+            shop.survey(customer, score=score)
+        critic = shop.survey(customer, score=2)
+        shop.answer(critic, "reason", "choice", choice="price")
+        shop.answer(critic, "comment", "text", text="Zu teuer; leider", polarity=-0.5)
+
+    def test_json_gives_the_figures_of_the_days_named(
+        self, engine: Engine, database_url: str, tmp_path: Path
+    ) -> None:
+        with_shop(engine, self._shop)
+        result = run_cli(
+            "report", *self.WEEK_OPTIONS, "--json", cwd=tmp_path, env={"DATABASE_URL": database_url}
+        )
+        assert result.returncode == 0, result.stderr
+        figures = json.loads(result.stdout)
+        assert figures["period"] == {
+            "first_day": "2026-11-30",
+            "last_day": "2026-12-06",
+            "start": "2026-11-30T00:00:00+01:00",
+            "end": "2026-12-07T00:00:00+01:00",
+            "time_zone": "Europe/Berlin",
+        }
+        assert figures["nps"] == {
+            "promoters": 2,
+            "passives": 1,
+            "critics": 2,
+            "responses": 5,
+            "nps": 0.0,
+            "margin": figures["nps"]["margin"],
+        }
+        assert figures["surveys"]["delivered"] == 5 and figures["surveys"]["answered"] == 5
+        assert figures["critic_reasons"] == [
+            {"survey": "post_purchase", "question": "reason", "option": "price", "count": 1}
+        ]
+
+    def test_the_table_and_the_csv_of_the_same_days(
+        self, engine: Engine, database_url: str, tmp_path: Path
+    ) -> None:
+        with_shop(engine, self._shop)
+        export = tmp_path / "answers.csv"
+        result = run_cli(
+            "report",
+            *self.WEEK_OPTIONS,
+            "--csv",
+            str(export),
+            cwd=tmp_path,
+            env={"DATABASE_URL": database_url},
+        )
+        assert result.returncode == 0, result.stderr
+        assert "2026-11-30 – 2026-12-06" in result.stdout and "from 5 responses" in result.stdout
+        assert f"answers written to {export}" in result.stderr
+        rows = list(csv.DictReader(export.read_text(encoding="utf-8-sig").splitlines(), delimiter=";"))
+        assert len(rows) == 7  # five scores, a reason and a comment
+        assert "name" not in rows[0]  # EXPORT_PERSONAL_DATA is off by default
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (("--from", "2026-11-30"), "--from and --to go together"),
+            (("--weeks", "0"), "--weeks must be from 1 to 52"),
+            (("--from", "30.11.2026", "--to", "2026-12-06"), "is not a date"),
+            (("--from", "2026-12-06", "--to", "2026-11-30"), "2026-11-30"),
+        ],
+    )
+    def test_a_wrong_period_is_a_usage_error_in_one_line(
+        self, args: tuple[str, ...], message: str, database_url: str, tmp_path: Path
+    ) -> None:
+        result = run_cli("report", *args, cwd=tmp_path, env={"DATABASE_URL": database_url})
+        assert result.returncode == 2
+        assert message in result.stderr and "Traceback" not in result.stderr

@@ -18,7 +18,7 @@ class TestCommandMenu:
         async with running_bot(database_url) as env:
             for lang in ("de", "en", ""):
                 names = [c["command"] for c in env.api.commands_for(language_code=lang)]
-                assert names == ["start", "help", "language", "pause", "stop"]
+                assert names == ["start", "help", "language", "pause", "stop", "mydata", "forget"]
             assert "Sprache" in env.api.commands_for(language_code="de")[2]["description"]
 
 

@@ -29,6 +29,8 @@ def _no_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "SEND_RATE",
         "WEBHOOK_URL",
         "WEBHOOK_SECRET",
+        "RAW_UPDATE_RETENTION",
+        "START_LINK_EXPIRES_AFTER",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(str(tmp_path))
@@ -46,6 +48,8 @@ class TestDefaults:
         assert str(settings.timezone) == "Europe/Berlin"
         assert settings.default_language == "de"
         assert settings.manager_chat_ids == ()
+        assert settings.raw_update_retention == timedelta(days=30)
+        assert settings.start_link_expires_after == timedelta(days=30)
 
     def test_values_come_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Environment variables with the documented names configure the bot."""
@@ -53,7 +57,11 @@ class TestDefaults:
         monkeypatch.setenv("SURVEY_DELAY", "36h")
         monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:8081/")
         monkeypatch.setenv("STAFF_CHAT_ID", "-1001234")
+        monkeypatch.setenv("RAW_UPDATE_RETENTION", "2w")
+        monkeypatch.setenv("START_LINK_EXPIRES_AFTER", "90d")
         settings = load_settings()
+        assert settings.raw_update_retention == timedelta(weeks=2)
+        assert settings.start_link_expires_after == timedelta(days=90)
         assert settings.manager_chat_ids == (11, 22, 33)
         assert settings.survey_delay == timedelta(hours=36)
         assert settings.telegram_api_url == "http://127.0.0.1:8081"
@@ -80,6 +88,9 @@ class TestWrongValues:
             ("MANAGER_CHAT_IDS", "12,abc", "MANAGER_CHAT_IDS (got '12,abc'): must be Telegram chat ids"),
             ("TELEGRAM_API_URL", "api.telegram.org", "TELEGRAM_API_URL (got 'api.telegram.org'): must be"),
             ("STAFF_CHAT_ID", "staff", "STAFF_CHAT_ID (got 'staff')"),
+            ("RAW_UPDATE_RETENTION", "12h", "RAW_UPDATE_RETENTION (got '12h'): must be at least 1d"),
+            ("RAW_UPDATE_RETENTION", "a month", "RAW_UPDATE_RETENTION (got 'a month'): use a number"),
+            ("START_LINK_EXPIRES_AFTER", "0s", "START_LINK_EXPIRES_AFTER (got '0s'): must be longer"),
         ],
     )
     def test_wrong_value_names_setting_value_and_what_is_allowed(

@@ -16,6 +16,11 @@ SEEDED_KEYS = {
     "start_resumed": set(),
     "link_invalid": set(),
     "link_used": set(),
+    "link_expired": set(),
+    "mydata_not_customer": {"name", "telegram_id", "days"},
+    "forget_confirm": set(),
+    "forget_done": set(),
+    "case_card_erased": {"at"},
     "help": set(),
     "stop_confirmed": set(),
     "stop_already": set(),
@@ -130,8 +135,16 @@ class TestShippedCatalogue:
         """German and English are actually translated (names of languages excepted)."""
         catalogue = load_catalogue()
         same = {key for key in catalogue.text_keys() if catalogue.raw("de", key) == catalogue.raw("en", key)}
-        # "Status" is the same word in both.
-        assert same == {"language_name_de", "language_name_en", "sentiment_neutral", "case_list_status"}
+        # "Status" is the same word in both; a choice's label in /mydata is already in its language.
+        assert same == {
+            "language_name_de",
+            "language_name_en",
+            "sentiment_neutral",
+            "case_list_status",
+            "mydata_answer_choice",
+            "summary_title",  # "Kundenpuls · {period}"
+            "chart_nps",
+        }
 
     def test_load_catalogue_is_cached(self) -> None:
         """The files are read once and the catalogue shared."""

@@ -450,6 +450,8 @@ class FakeBotApi:
         self.violations: list[str] = []
         self.internal_errors: list[str] = []
         self.callback_answers: list[dict[str, object]] = []
+        self.uploads: dict[str, bytes] = {}
+        """Files bots uploaded (``sendDocument``), by the ``file_id`` of the document they became."""
         self.commands: dict[tuple[str, str], list[JsonDict]] = {}
         self.webhook: dict[str, object] | None = None
         self._by_method: dict[str, list[RecordedRequest]] = {}
@@ -537,6 +539,7 @@ class FakeBotApi:
             "deletemessage": self._delete_message,
             "getchat": self._get_chat,
             "createforumtopic": self._create_forum_topic,
+            "senddocument": self._send_document,
         }
         self._canonical_names = {
             "getme": "getMe",
@@ -555,6 +558,7 @@ class FakeBotApi:
             "deletemessage": "deleteMessage",
             "getchat": "getChat",
             "createforumtopic": "createForumTopic",
+            "senddocument": "sendDocument",
             "sendchataction": "sendChatAction",
             "close": "close",
             "logout": "logOut",
@@ -640,8 +644,8 @@ class FakeBotApi:
         form = await request.post()
         for name, value in form.items():
             if isinstance(value, web.FileField):
-                size = len(value.file.read())
-                params[name] = UploadedFile(value.filename, value.content_type, size)
+                content = value.file.read()
+                params[name] = UploadedFile(value.filename, value.content_type, len(content), content)
             elif isinstance(value, bytes | bytearray):
                 params[name] = bytes(value).decode("utf-8", errors="replace")
             else:
@@ -1124,6 +1128,32 @@ class FakeBotApi:
         if entities:
             content["entities"] = entities
         return self._store_bot_message(params, content)
+
+    async def _send_document(self, params: dict[str, object]) -> object:
+        """A document: an upload becomes a file with a new ``file_id``; a string names a known one."""
+        document = params.get("document")
+        if isinstance(document, UploadedFile):
+            file_id = f"doc-{len(self.uploads) + 1}"
+            self.uploads[file_id] = document.content
+            name, mime_type = document.filename, document.content_type
+        elif isinstance(document, str) and document in self.uploads:
+            file_id, name, mime_type = document, "file", "application/octet-stream"
+        else:
+            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        content: JsonDict = {
+            "document": {
+                "file_id": file_id,
+                "file_unique_id": f"u{file_id}",
+                "file_name": name,
+                "mime_type": mime_type,
+                "file_size": len(self.uploads[file_id]),
+            }
+        }
+        return self._store_bot_message(params, content)
+
+    def document_content(self, message: Mapping[str, Any]) -> bytes:
+        """The bytes of the file a bot message carries as its ``document``."""
+        return self.uploads[str(message["document"]["file_id"])]
 
     async def _edit_message_text(self, params: dict[str, object]) -> object:
         message = self._find_message(params, action="edit")

@@ -74,6 +74,8 @@ class UploadedFile:
     filename: str
     content_type: str
     size: int
+    content: bytes = field(default=b"", repr=False, compare=False)
+    """What was uploaded, so a test can read the file the bot sent."""
 
 
 @dataclass(frozen=True, slots=True)
