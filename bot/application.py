@@ -33,7 +33,7 @@ from bot.settings import Settings
 from bot.telegram_http import AiohttpRequest
 from bot.update_worker import UpdateWorker
 from bot.webhook import use_polling, webhook_for
-from handlers import chat_member, customer_commands, customer_survey, customers, privacy, staff
+from handlers import chat_member, customer_commands, customer_survey, customers, manager, privacy, staff
 from handlers.context import BotApplication, BotContext, UpdateWork
 from handlers.errors import record_error
 from handlers.services import Services
@@ -86,6 +86,7 @@ def build_application(
     if settings.staff_chat_id is not None:
         application.add_handler(staff.forum_watch(in_staff_chat), group=-1)
     application.add_handlers(staff.handlers_for(settings, in_staff_chat))
+    application.add_handlers(manager.HANDLERS)
     application.add_handlers(customer_commands.HANDLERS)
     application.add_handlers(privacy.HANDLERS)
     application.add_handlers(customer_survey.HANDLERS)

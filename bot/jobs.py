@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from bot import report_jobs
 from handlers import case_followups as followups
 from handlers import cases, checkins, conversation, survey_timing
 from handlers.services import Services
@@ -187,6 +188,8 @@ def sweep(engine: Engine, services: Services, *, now: datetime) -> int:
     queued += remind(engine, services, now=now)
     queued += check_in(engine, services, now=now)
     queued += refresh_stale_cards(engine, services, now=now)
+    report_jobs.ask_weekly_summaries(engine, services, now=now)
+    queued += report_jobs.deliver_reports(engine, services, now=now)
     queued += case_followups(engine, services, now=now)
     prune_raw_updates(engine, services, now=now)
     return queued

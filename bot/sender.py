@@ -76,6 +76,7 @@ _METHODS = frozenset(
     {
         "sendMessage",
         "sendDocument",
+        "sendPhoto",
         "editMessageText",
         "editMessageReplyMarkup",
         "createForumTopic",
@@ -355,10 +356,11 @@ class OutboxSender:
         payload.pop(outbox.SCRUB_AFTER_SEND, None)
         document = outbox.document_of(payload)
         payload.pop(outbox.DOCUMENT, None)
-        if document is not None and row.method == "sendDocument":
+        if document is not None and row.method in ("sendDocument", "sendPhoto"):
             # An InputFile makes PTB send the call as a multipart upload (bot/telegram_http.py).
             filename, content = document
-            payload["document"] = InputFile(content, filename=filename)
+            field = "photo" if row.method == "sendPhoto" else "document"
+            payload[field] = InputFile(content, filename=filename)
         topic = payload.pop(outbox.THREAD_OF, None)
         if isinstance(topic, str) and row.method == "sendMessage":
             thread = await self._thread(topic)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # /export and `kundenpuls report --csv` name customers only by the shop's customer id; true adds their
     # name and Telegram id (personal data: only where the shop has a reason to process it).
     export_personal_data: bool = False
+    # When every chat in MANAGER_CHAT_IDS gets the summary of the last complete week: a five-field cron
+    # expression in TIMEZONE (minute hour day-of-month month day-of-week, Sunday 0 or 7).
+    weekly_summary_cron: str = "0 9 * * 1"
     # A case nobody took within this is escalated once to MANAGER_CHAT_IDS; a taken one not resolved
     # within ALERT_RESOLVE_WITHIN likewise. RECOVERY_CHECK_AFTER after Resolve the customer is asked once
     # whether the problem was solved.
@@ -189,6 +192,17 @@ class Settings(BaseSettings):
         if value.total_seconds() <= 0:
             raise ValueError("must be longer than 0s, for example 30d")
         return value
+
+    @field_validator("weekly_summary_cron")
+    @classmethod
+    def _check_weekly_summary_cron(cls, value: str) -> str:
+        from bot.weekly_schedule import ScheduleError, WeeklySchedule
+
+        try:  # whether it is a valid expression does not depend on the zone
+            WeeklySchedule(value.strip(), ZoneInfo("UTC"))
+        except ScheduleError as error:
+            raise ValueError(str(error)) from None
+        return value.strip()
 
     @field_validator("quiet_hours")
     @classmethod

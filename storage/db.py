@@ -105,7 +105,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read snapshot (read_snapshot) takes no write lock: WAL lets it read while others write.
+        deferred = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
@@ -125,6 +127,31 @@ def _writer_lock(engine: Engine) -> threading.RLock | None:
     if lock is None:
         lock = _SQLITE_WRITERS.setdefault(engine, threading.RLock())
     return lock
+
+
+_READ_ONLY = "kundenpuls_read_only"
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Session]:
+    """Yield a session that reads one consistent state of the database and writes nothing.
+
+    For long reads (a report's aggregates over a year of answers): on SQLite it takes no write lock (a
+    deferred transaction in WAL mode reads a snapshot while writers go on), on PostgreSQL it is a
+    repeatable-read, read-only transaction. Either way the figures of one report fit together.
+    """
+    with engine.connect() as connection:
+        if is_sqlite(engine):
+            connection = connection.execution_options(**{_READ_ONLY: True})
+        else:
+            connection = connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        with Session(bind=connection) as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
 
 @contextmanager

@@ -318,6 +318,44 @@ class CaseEvent(SQLModel, table=True):
     text: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
 
 
+class ReportRequestStatus(enum.StrEnum):
+    """Where a report that must be sent stands."""
+
+    PENDING = "pending"
+    DONE = "done"  # its messages are in the outbox
+    FAILED = "failed"  # gave up after repeated errors (logged)
+
+
+class ReportRequest(SQLModel, table=True):
+    """A report that must reach a manager chat: the weekly summary of one occurrence, /report, /export.
+
+    ``key`` is unique (``weekly:<occurrence>:<chat>``, ``report:<update>``), so the summary of a week is
+    asked for once per manager however many processes see its moment (storage/report_requests.py).
+    """
+
+    __tablename__ = "report_requests"
+    __table_args__ = (sa.Index("ix_report_requests_status_id", "status", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=96, sa_column_kwargs={"unique": True})
+    chat_id: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    kind: str = Field(max_length=12)
+    period_start: datetime = _ts()
+    period_end: datetime = _ts()
+    language: str = Field(max_length=8)
+    due_for: datetime | None = _ts(nullable=True)
+    """The WEEKLY_SUMMARY_CRON occurrence a summary belongs to."""
+    late: bool = Field(default=False)
+    """Asked for after its moment had passed (the bot was down): the summary says so."""
+    status: str = Field(default=ReportRequestStatus.PENDING, max_length=10)
+    attempts: int = Field(default=0)
+    locked_until: datetime | None = _ts(nullable=True)
+    lease_owner: str | None = Field(default=None, max_length=32)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts()
+    done_at: datetime | None = _ts(nullable=True)
+
+
 class ContactOutcome(enum.StrEnum):
     """What became of one unprompted contact the bot considered."""
 

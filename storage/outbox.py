@@ -48,6 +48,8 @@ KIND_ESCALATION = "case_escalation"  # to a manager chat
 KIND_RECOVERY = "recovery_check"  # "is the problem solved?" to the customer
 KIND_CHECKIN = "checkin"  # to a customer who went quiet, and its answered edit
 KIND_SETUP = "setup_reply"  # the STAFF_CHAT_ID line, in the group that asked (not moved with the staff chat)
+KIND_REPORT = "report"
+"""The weekly summary, /report and /export, to a manager chat (bot/report_jobs.py)."""
 KIND_PRIVACY = "privacy"
 """/mydata's answer and file, /forget's question and its outcome: answers to what the customer asked for,
 so /stop does not cancel them (handlers/privacy.py)."""
@@ -93,6 +95,12 @@ def document_payload(*, filename: str, content: bytes, caption: str | None = Non
         payload["caption"] = caption
         payload["parse_mode"] = "HTML"
     return payload
+
+
+def photo_payload(*, filename: str, content: bytes, caption: str | None = None) -> dict[str, Any]:
+    """A ``sendPhoto`` payload (without ``chat_id``) carrying its picture like a document carries its file
+    (:data:`DOCUMENT`); the sender uploads it as ``photo``."""
+    return document_payload(filename=filename, content=content, caption=caption)
 
 
 def document_of(payload: Mapping[str, Any]) -> tuple[str, bytes] | None:

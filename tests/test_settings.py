@@ -91,6 +91,8 @@ class TestWrongValues:
             ("RAW_UPDATE_RETENTION", "12h", "RAW_UPDATE_RETENTION (got '12h'): must be at least 1d"),
             ("RAW_UPDATE_RETENTION", "a month", "RAW_UPDATE_RETENTION (got 'a month'): use a number"),
             ("START_LINK_EXPIRES_AFTER", "0s", "START_LINK_EXPIRES_AFTER (got '0s'): must be longer"),
+            ("WEEKLY_SUMMARY_CRON", "0 9 * *", "WEEKLY_SUMMARY_CRON (got '0 9 * *'): '0 9 * *' has 4 fields"),
+            ("WEEKLY_SUMMARY_CRON", "0 9 * * 8", "WEEKLY_SUMMARY_CRON (got '0 9 * * 8'): day of week '8'"),
         ],
     )
     def test_wrong_value_names_setting_value_and_what_is_allowed(

@@ -540,6 +540,7 @@ class FakeBotApi:
             "getchat": self._get_chat,
             "createforumtopic": self._create_forum_topic,
             "senddocument": self._send_document,
+            "sendphoto": self._send_photo,
         }
         self._canonical_names = {
             "getme": "getMe",
@@ -559,6 +560,7 @@ class FakeBotApi:
             "getchat": "getChat",
             "createforumtopic": "createForumTopic",
             "senddocument": "sendDocument",
+            "sendphoto": "sendPhoto",
             "sendchataction": "sendChatAction",
             "close": "close",
             "logout": "logOut",
@@ -1149,6 +1151,22 @@ class FakeBotApi:
                 "file_size": len(self.uploads[file_id]),
             }
         }
+        return self._store_bot_message(params, content)
+
+    async def _send_photo(self, params: dict[str, object]) -> object:
+        """A photo: an upload (a PNG or JPEG, else Telegram's IMAGE_PROCESS_FAILED) becomes one ``PhotoSize``
+        (Telegram makes several; one is enough here) whose bytes a test can read like a document's."""
+        photo = params.get("photo")
+        if isinstance(photo, str) and photo:
+            return self._default_result("sendphoto", params)  # a file_id or URL: stored like any message
+        if not isinstance(photo, UploadedFile):
+            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        if not photo.content.startswith(b"\x89PNG") and not photo.content.startswith(b"\xff\xd8"):
+            raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        file_id = f"photo-{len(self.uploads) + 1}"
+        self.uploads[file_id] = photo.content
+        size = {"file_id": file_id, "file_unique_id": f"u{file_id}", "width": 1200, "height": 900}
+        content: JsonDict = {"photo": [{**size, "file_size": len(photo.content)}]}
         return self._store_bot_message(params, content)
 
     def document_content(self, message: Mapping[str, Any]) -> bytes:
